@@ -1,0 +1,46 @@
+"""The provider interface: one module per provider, nothing else to touch to add one."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from benchgate.examples import Example
+from benchgate.request import ModelSpec
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a model returned for one (example, sample_index)."""
+
+    text: str
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class Provider(ABC):
+    """Turns an Example into a Completion.
+
+    Implementations own everything between the engine and the wire: concurrency slots,
+    rate limits and retries, so that waiting on a retry never holds a concurrency slot.
+    They raise benchgate.errors.ProviderError (transient or not) when an item cannot be done.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, spec: ModelSpec, api_key: str | None) -> None:
+        self.spec = spec
+        self._api_key = api_key
+
+    @property
+    def endpoint(self) -> str:
+        """Where generations come from; part of the cache key, never contains a secret."""
+        return self.spec.base_url or ""
+
+    @abstractmethod
+    async def complete(self, example: Example, sample_index: int) -> Completion: ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once when the subflow is done with the provider."""
