@@ -1,0 +1,47 @@
+"""Summary statistics for per-item metric values: the mean and a percentile bootstrap CI of the mean."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# Resamples are drawn in blocks of at most this many indices, bounding memory for large n
+# (2000 resamples x 11,873 SQuAD items would otherwise be ~190 MB of indices).
+_BLOCK_ELEMENTS = 2_000_000
+
+
+def mean(values: Sequence[float]) -> float:
+    """Arithmetic mean; NaN for no values (there is nothing to report, and 0 would look like a score)."""
+    return math.fsum(values) / len(values) if len(values) else math.nan
+
+
+def bootstrap_ci(
+    values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean over items.
+
+    Items are resampled with replacement `resamples` times with a seeded generator, so the same values
+    always give the same interval. One item gives (v, v); no items give (nan, nan).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    data = np.asarray(values, dtype=np.float64)
+    n = data.size
+    if n == 0:
+        return (math.nan, math.nan)
+    if n == 1:
+        return (float(data[0]), float(data[0]))
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_ELEMENTS // n)
+    means = np.empty(resamples, dtype=np.float64)
+    for start in range(0, resamples, block):
+        stop = min(start + block, resamples)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = data[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
