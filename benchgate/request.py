@@ -46,6 +46,8 @@ class ModelSpec(StrictModel):
     timeout: PositiveFloat = 120.0
     max_attempts: PositiveInt = 8
     retry_budget_seconds: PositiveFloat = 600.0
+    organization: str | None = None  # openai: OpenAI-Organization header
+    project: str | None = None  # openai: OpenAI-Project header
 
     @property
     def model_name(self) -> str:

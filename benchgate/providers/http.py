@@ -1,0 +1,259 @@
+"""The transport every HTTP provider shares: limits, retries, error classification, a circuit breaker.
+
+A provider module only says how an Example becomes a request body and how a response body
+becomes a Completion; everything that decides whether an item costs one call or ten lives here.
+
+- Retries: 429, 408/409/425, 5xx (529 included), timeouts and connection errors (refused, reset,
+  a keep-alive connection dropped by the server) are retried with exponential backoff and full
+  jitter, or after exactly `Retry-After` when the server sends one, within `spec.max_attempts`
+  and `spec.retry_budget_seconds` per item. The concurrency slot is released while waiting.
+- Other 4xx are the item's own failure (ProviderError, not transient), except 401/403/404, which
+  say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
+  the same provider instance fails immediately with it (no request is sent).
+- Client CPU is kept low on purpose: plain json, bodies encoded once, one pooled client per
+  provider instance with as many keep-alive connections as the model's concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
+from benchgate.examples import Example
+from benchgate.providers.base import Completion, Provider
+from benchgate.providers.limits import limiter_for
+from benchgate.request import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+CONFIG_STATUSES = frozenset({401, 403, 404})
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+Outcome = Literal["config", "item", "transient"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff without Retry-After: sleep uniform(0, min(cap, base * 2**(retry - 1)))."""
+
+    base: float = 0.5
+    cap: float = 30.0
+
+    def delay(self, retry: int) -> float:
+        return random.uniform(0.0, min(self.cap, self.base * 2.0 ** (retry - 1)))
+
+
+def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms` (OpenAI), Retry-After seconds or HTTP date."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_details(content: bytes) -> tuple[str | None, dict[str, Any]]:
+    """The provider's own message from an error body, whichever vendor shape it has.
+
+    OpenAI {"error": {"message", "type", "code"}}, Anthropic {"type": "error", "error": {"type",
+    "message"}}, Gemini {"error": {"code", "message", "status"}} (sometimes inside a list),
+    FastAPI-style servers {"detail": ...}. Returns (message, the error object or {}).
+    """
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None, {}
+    if isinstance(data, list) and data:
+        data = data[0]
+    if not isinstance(data, dict):
+        return None, {}
+    error = data.get("error", data)
+    if isinstance(error, str):
+        return error, {}
+    if not isinstance(error, dict):
+        return None, {}
+    message = error.get("message") or error.get("detail")
+    if message is None:
+        return None, error
+    kind = error.get("type") or error.get("status") or error.get("code")
+    text = message if isinstance(message, str) else json.dumps(message)
+    return (f"{text} [{kind}]" if kind else text), error
+
+
+@dataclass
+class _Failure:
+    """One retryable attempt that did not work, kept for the final message."""
+
+    cause: str
+    status: int | None = None
+    retry_after: float | None = None
+
+
+class HttpProvider(Provider):
+    """A Provider speaking JSON over HTTP; subclasses build the request and parse the response."""
+
+    default_base_url: ClassVar[str | None] = None
+    needs_key: ClassVar[bool] = True
+    retry_policy: RetryPolicy = RetryPolicy()
+
+    def __init__(self, spec: ModelSpec, api_key: str | None) -> None:
+        super().__init__(spec, api_key)
+        if self.needs_key and not api_key:
+            raise ConfigurationError(
+                f"model {spec.id!r}: provider {self.name!r} needs an API key "
+                "(set api_key_env or api_key_secret)"
+            )
+        base_url = spec.base_url or self.default_base_url
+        if not base_url:
+            raise ConfigurationError(f"model {spec.id!r}: provider {self.name!r} needs a base_url")
+        self.base_url = base_url.rstrip("/")
+        self._limiter = limiter_for(spec)
+        self._config_error: ProviderConfigError | None = None
+        self._client = httpx.AsyncClient(
+            headers={**self.auth_headers(), **spec.headers, "content-type": "application/json"},
+            timeout=httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0), pool=None),
+            limits=httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency),
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url
+
+    @abstractmethod
+    def auth_headers(self) -> dict[str, str]:
+        """Headers carrying the key (and API version); sent with every request."""
+
+    @abstractmethod
+    def build_request(self, example: Example) -> tuple[str, dict[str, Any]]:
+        """(absolute URL, JSON body) for one example."""
+
+    @abstractmethod
+    def parse(self, data: Any) -> Completion:
+        """The Completion in a successful response body; KeyError/TypeError/IndexError = malformed."""
+
+    def max_output_tokens(self) -> int:
+        value = self.spec.params.get("max_tokens", self.spec.params.get("max_completion_tokens", 0))
+        return value if isinstance(value, int) else 0
+
+    def classify(self, status: int, error: dict[str, Any]) -> Outcome:
+        """What an error status means for this provider (overridden where a vendor differs)."""
+        if status in CONFIG_STATUSES:
+            return "config"
+        if status in TRANSIENT_STATUSES or status >= 500:
+            return "transient"
+        return "item"
+
+    async def complete(self, example: Example, sample_index: int) -> Completion:
+        if self._config_error is not None:
+            raise self._config_error
+        url, body = self.build_request(example)
+        content = json.dumps(body, ensure_ascii=False).encode()
+        prompt_chars = sum(len(m.get("content") or "") for m in example.messages)
+        estimate = prompt_chars / 4 + self.max_output_tokens()
+        return await self._send(url, content, estimate)
+
+    async def _send(self, url: str, content: bytes, estimate: float) -> Completion:
+        spec = self.spec
+        started = time.monotonic()
+        deadline = started + spec.retry_budget_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._limiter.acquire()
+            try:
+                if self._config_error is not None:  # opened while this item waited for a slot
+                    raise self._config_error
+                await self._limiter.wait_for_rate(estimate)
+                outcome = await self._attempt(url, content, estimate)
+            finally:
+                self._limiter.release()
+            if isinstance(outcome, Completion):
+                return outcome
+            remaining = deadline - time.monotonic()
+            if attempt >= spec.max_attempts or remaining <= 0:
+                elapsed = time.monotonic() - started
+                raise ProviderError(
+                    f"model {spec.id!r}: gave up after {attempt} attempt(s) in {elapsed:.1f}s "
+                    f"(max_attempts={spec.max_attempts}, retry_budget_seconds={spec.retry_budget_seconds:g});"
+                    f" last error: {outcome.cause}",
+                    transient=True,
+                    status=outcome.status,
+                )
+            wait = outcome.retry_after
+            if wait is None:
+                wait = self.retry_policy.delay(attempt)
+            wait = min(wait, remaining)
+            logger.debug("model %r: retrying in %.2fs after %s", spec.id, wait, outcome.cause)
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def _attempt(self, url: str, content: bytes, estimate: float) -> Completion | _Failure:
+        try:
+            response = await self._client.post(url, content=content)
+        except httpx.TimeoutException as error:
+            return _Failure(f"timeout after {self.spec.timeout:g}s ({type(error).__name__})")
+        except httpx.TransportError as error:
+            return _Failure(f"connection error ({type(error).__name__}: {self._scrub(str(error))})")
+        status = response.status_code
+        if status < 300:
+            try:
+                data = json.loads(response.content)
+            except ValueError:
+                return _Failure(f"HTTP {status} with a body that is not JSON", status)
+            try:
+                completion = self.parse(data)
+            except (KeyError, TypeError, IndexError, AttributeError) as error:
+                raise ProviderError(
+                    f"model {self.spec.id!r}: unexpected response from {url}: {type(error).__name__} {error}",
+                    transient=False,
+                    status=status,
+                ) from None
+            if completion.input_tokens is not None or completion.output_tokens is not None:
+                used = (completion.input_tokens or 0) + (completion.output_tokens or 0)
+                self._limiter.settle(estimate, used)
+            return completion
+        self._limiter.settle(estimate, 0)
+        provider_message, error = error_details(response.content)
+        detail = provider_message or response.text.strip()[:500] or response.reason_phrase
+        cause = f"HTTP {status} from {url}: {self._scrub(detail)}"
+        outcome = self.classify(status, error)
+        if outcome == "transient":
+            return _Failure(cause, status, retry_after_seconds(response.headers))
+        if outcome == "config":
+            self._config_error = ProviderConfigError(
+                f"model {self.spec.id!r} ({self.name}): {cause}; no further requests are sent", status
+            )
+            logger.error("%s", self._config_error)
+            raise self._config_error
+        raise ProviderError(f"model {self.spec.id!r}: {cause}", transient=False, status=status)
+
+    def _scrub(self, text: str) -> str:
+        """Providers sometimes echo the key back; it must never reach a message or a log."""
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

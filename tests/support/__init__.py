@@ -1,0 +1,1 @@
+"""Test helpers shared across layers: local protocol servers."""
