@@ -131,6 +131,11 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
         seen.setdefault(model.id, i)
         if model.provider == "openai-compatible" and not model.base_url:
             problems.append(f"models[{i}].base_url: required for provider 'openai-compatible'")
+        if model.provider == "builtin":
+            from benchgate.providers.builtin import MODELS
+
+            if model.model_name not in MODELS:
+                problems.append(f"models[{i}].model: unknown builtin model {model.model_name!r} (builtin: {', '.join(MODELS)})")
         if model.api_key_env and model.api_key_secret:
             problems.append(f"models[{i}]: give api_key_env or api_key_secret, not both")
     task_names: dict[str, int] = {}
@@ -138,6 +143,9 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
         if task.task in task_names:
             problems.append(f"tasks[{i}].task: duplicate evaluation task {task.task!r}")
         task_names.setdefault(task.task, i)
+        if task.path and "://" not in task.path and not Path(task.path).exists():
+            problems.append(f"tasks[{i}].path: file not found: {task.path}")
+            continue
         problems.extend(f"tasks[{i}].{p}" for p in task_problems(task))
     if request.gate:
         problems.extend(_gate_problems(request))
@@ -207,5 +215,24 @@ def read_structured_file(path: str | Path) -> Any:
         raise RequestError([f"(file): invalid YAML: {error}"], str(path)) from None
 
 
+def _is_local_relative(value: str) -> bool:
+    return "://" not in value and not value.startswith("hf:") and not Path(value).is_absolute()
+
+
+def resolve_relative_paths(data: Any, base: Path) -> Any:
+    """Dataset files named relative to a request file are relative to that file, not to the cwd."""
+    if isinstance(data, dict) and isinstance(data.get("tasks"), list):
+        for task in data["tasks"]:
+            if not isinstance(task, dict):
+                continue
+            for key in ("path", "dataset"):
+                value = task.get(key)
+                if isinstance(value, str) and _is_local_relative(value) and (base / value).exists():
+                    task[key] = str((base / value).resolve())
+    return data
+
+
 def load_request(path: str | Path) -> BenchmarkRequest:
-    return parse_request(read_structured_file(path), str(path))
+    path = Path(path)
+    data = resolve_relative_paths(read_structured_file(path), path.resolve().parent)
+    return parse_request(data, str(path))

@@ -1,0 +1,155 @@
+"""The `benchgate` command line (DESIGN.md §6). Exit codes: 0 pass, 1 gate failed, 2 invalid, 3 inconclusive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from benchgate.errors import EXIT_OK, BenchgateError
+from benchgate.request import BenchmarkRequest, load_request
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Continuous evaluation of LLMs as a CI/CD quality gate.")
+
+PREFECT_QUIET_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_LOG_PRINTS": "true",
+}
+
+
+def _fail(error: BenchgateError) -> typer.Exit:
+    typer.echo(f"benchgate: {error}", err=True)
+    return typer.Exit(error.exit_code)
+
+
+def _prepare_prefect() -> None:
+    """Before prefect is imported: no telemetry attempts (there may be no internet), a quiet local server."""
+    for key, value in PREFECT_QUIET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def preflight(request: BenchmarkRequest) -> None:
+    """Fail before any flow starts when a model's secret cannot be resolved."""
+    from benchgate.secrets import resolve_api_key
+
+    for model in request.models:
+        resolve_api_key(model)
+
+
+def print_summary(report: dict[str, Any], exit_code: int) -> None:
+    for task, section in report["report"].items():
+        typer.echo(f"\n{task} ({section['dataset']})")
+        for row in section["results"]:
+            metrics = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "model" and v is not None)
+            typer.echo(f"  {row['model']:<24} {metrics}")
+        for model, detail in report.get("details", {}).get(task, {}).items():
+            if detail.get("failure"):
+                typer.echo(f"  {model:<24} FAILED: {detail['failure']}")
+            elif detail.get("inconclusive"):
+                typer.echo(f"  {model:<24} inconclusive: {detail['n_errors']} of {detail['n_items']} items errored")
+    gate = report.get("gate")
+    verdict = gate["decision"] if gate else "no gate"
+    typer.echo(f"\nbenchmark {report['benchmarkId']}: {report['status']}; gate: {verdict}; exit {exit_code}")
+
+
+@app.command()
+def validate(request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON).")) -> None:
+    """Validate a request without running it."""
+    try:
+        parsed = load_request(request)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    typer.echo(f"{request}: valid ({len(parsed.models)} models x {len(parsed.tasks)} tasks)")
+
+
+@app.command()
+def run(
+    request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for report.json, report.md, junit.xml, gate.json."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or fsspec URL)."),
+) -> None:
+    """Run the benchmark flow and the gate."""
+    try:
+        parsed = load_request(request)
+        preflight(parsed)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    _prepare_prefect()
+    from flows.benchmark import benchmark
+
+    try:
+        result = asyncio.run(benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store))
+    except BenchgateError as error:
+        raise _fail(error) from None
+    print_summary(result["report"], result["exit_code"])
+    if out:
+        typer.echo(f"outputs in {out}")
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def score(
+    task: str = typer.Argument(..., help="question-answering, text-summarization or code-generation."),
+    predictions: Path = typer.Option(..., "--predictions", help="Predictions in the ecosystem's format."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset file in its original format."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write one JSON line per item here."),
+) -> None:
+    """Score predictions made elsewhere; prints the metrics as one JSON object."""
+    from benchgate.offline_scoring import score_predictions
+
+    try:
+        metrics = score_predictions(task, str(predictions), dataset, str(out) if out else None)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    typer.echo(json.dumps(metrics))
+
+
+@app.command()
+def gate(
+    report: Path = typer.Argument(..., help="A report.json written by `benchgate run`."),
+    rules: Path = typer.Option(..., "--rules", help="Gate rules file (YAML or JSON, the request's `gate` section)."),
+    out: Path = typer.Option(Path("out"), "--out", help="Directory for gate.json, junit.xml, report.md."),
+    store: Optional[str] = typer.Option(None, "--store", envvar="BENCHGATE_STORE", help="Store holding the per-item scores."),
+) -> None:
+    """Gate an existing report against rules, using its stored per-item scores."""
+    from benchgate.gating_cli import load_report_and_rules
+
+    try:
+        report_data, spec = load_report_and_rules(report, rules)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    _prepare_prefect()
+    from benchgate.report import render_markdown
+    from benchgate.store import Store
+    from flows.gate import gate as gate_flow
+
+    out.mkdir(parents=True, exist_ok=True)
+    decision = asyncio.run(gate_flow(report_data, spec.model_dump(mode="json"), Store(store).url, str(out)))
+    report_data["gate"] = decision["decision"]
+    (out / "report.md").write_text(render_markdown(report_data, decision["markdown"]))
+    typer.echo(decision["markdown"])
+    raise typer.Exit(decision["exit_code"])
+
+
+@app.command()
+def server(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 unless you mean otherwise."),
+    port: int = typer.Option(4200, help="Port of the Prefect UI and API."),
+) -> None:
+    """Start a Prefect server for the UI (SQLite by default)."""
+    _prepare_prefect()
+    os.execvp(sys.executable, [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)])
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main() or EXIT_OK)

@@ -1,0 +1,78 @@
+"""The benchmark flow: one evaluate subflow per (model, evaluation task), then the report and the gate."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, tags
+from prefect.runtime import flow_run
+
+from benchgate.errors import EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_OK
+from benchgate.report import new_benchmark_id, skeleton_report
+from benchgate.request import BenchmarkRequest, parse_request
+from benchgate.store import Store
+from flows.concurrency import bounded_gather
+from flows.evaluate import evaluate
+from flows.gate import gate
+from tasks.report import aggregate, publish
+
+MAX_CONCURRENT_SUBFLOWS = 4  # SQLite-backed Prefect servers lock up beyond a handful (PREFECT-NOTES.md)
+
+
+def _run_name() -> str:
+    request = flow_run.parameters.get("request") or {}
+    return f"benchmark · {request.get('name', 'unnamed')}"
+
+
+@flow(name="benchmark", flow_run_name=_run_name, persist_result=False)
+async def benchmark(
+    request: dict[str, Any],
+    out_dir: str | None = None,
+    benchmark_id: str | None = None,
+    store_url: str | None = None,
+) -> dict[str, Any]:
+    """Returns the report, the gate decision (if any) and the exit code of DESIGN.md §6."""
+    parsed = parse_request(request)
+    store = Store(store_url)
+    benchmark_id = benchmark_id or new_benchmark_id()
+    store.write_bytes(
+        store.report_path(benchmark_id, "report.json"),
+        json.dumps(skeleton_report(benchmark_id, parsed.name, "running")).encode(),
+    )
+    logger = get_run_logger()
+    logger.info("benchmark %s: %d models x %d tasks", benchmark_id, len(parsed.models), len(parsed.tasks))
+    with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
+        results = await bounded_gather(
+            [
+                lambda model_id=model.id, task_name=task.task: _evaluate(parsed, model_id, task_name, benchmark_id, store)
+                for task in parsed.tasks
+                for model in parsed.models
+            ],
+            MAX_CONCURRENT_SUBFLOWS,
+        )
+        report = aggregate(benchmark_id, parsed, results)
+        target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
+        decision = None
+        if parsed.gate:
+            decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
+            report["gate"] = decision["decision"]
+        await publish(report, decision["markdown"] if decision else None, target, store)
+    return {"benchmarkId": benchmark_id, "report": report, "exit_code": _exit_code(report, decision)}
+
+
+async def _evaluate(
+    request: BenchmarkRequest, model_id: str, task_name: str, benchmark_id: str, store: Store
+) -> dict[str, Any]:
+    return await evaluate(request.model_dump(mode="json"), model_id, task_name, benchmark_id, store.url)
+
+
+def _exit_code(report: dict[str, Any], decision: dict[str, Any] | None) -> int:
+    if report["status"] == "failed":
+        return EXIT_INVALID
+    if decision is not None:
+        return decision["exit_code"]
+    inconclusive = any(d.get("inconclusive") for task in report["details"].values() for d in task.values())
+    return EXIT_INCONCLUSIVE if inconclusive else EXIT_OK

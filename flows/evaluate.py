@@ -1,0 +1,75 @@
+"""Subflow: one model on one evaluation task (DESIGN.md §1): load, generate by shard, score, summarise."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
+
+from benchgate.engine import ShardContext
+from benchgate.errors import ProviderConfigError
+from benchgate.evaltasks import make_task
+from benchgate.evaluation import GenerationStats, TaskResult, summarize
+from benchgate.providers import create_provider
+from benchgate.request import parse_request
+from benchgate.store import Store
+from flows.concurrency import bounded_gather
+from tasks.examples import load_examples
+from tasks.generate import generate
+from tasks.score import score
+
+
+def shards_in_flight(concurrency: int, shard_size: int) -> int:
+    """Enough shards at once to keep every concurrency slot busy across shard boundaries."""
+    return max(2, math.ceil(2 * concurrency / max(1, shard_size)))
+
+
+@flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
+async def evaluate(
+    request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
+) -> dict[str, Any]:
+    """Takes only JSON parameters, so the same subflow runs in-process or on a work-pool worker."""
+    logger = get_run_logger()
+    parsed = parse_request(request)
+    model, spec = parsed.model(model_id), parsed.task(task_name)
+    store = Store(store_url)
+    eval_task = make_task(spec, require_isolation=parsed.sandbox == "required")
+    info = await load_examples(eval_task, store)
+    logger.info("%s: %d examples in %d shards (dataset %s, revision %s)", task_name, info.n_examples, info.n_shards, info.dataset, info.revision)
+    cached = store.reusable_generations(model.id, spec.task) if parsed.cache == "reuse" else {}
+    context = ShardContext(benchmark_id, spec.task, info.dataset, info.revision, spec.samples, parsed.cache)
+    stats, done = GenerationStats(), 0
+    progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
+    provider = create_provider(model)
+
+    async def run_shard(shard: int) -> pd.DataFrame:
+        nonlocal done
+        examples = store.read_example_shard(info.digest, shard)
+        generated = await generate(provider, shard, examples, context, cached, store)
+        stats.add(generated.rows, generated.requests, generated.reused)
+        scored = await score(eval_task, shard, examples, generated.rows)
+        done += 1
+        await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
+        return scored
+
+    try:
+        frames = await bounded_gather(
+            [lambda shard=shard: run_shard(shard) for shard in range(info.n_shards)],
+            shards_in_flight(model.concurrency, spec.shard_size or 100),
+        )
+    except ProviderConfigError as error:
+        logger.error("%s refused the configuration: %s", model_id, error)
+        return TaskResult(model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)).to_dict()
+    finally:
+        await provider.aclose()
+    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["example_id"])
+    store.write_scores(benchmark_id, model.id, spec.task, scores)
+    result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget)
+    logger.info(
+        "%s · %s: %s (%d requests, %d reused, %d errored items)",
+        model_id, task_name, {m: round(v["value"], 4) for m, v in result.metrics.items()}, result.requests, result.reused, result.n_errors,
+    )
+    return result.to_dict()

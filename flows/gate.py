@@ -1,0 +1,27 @@
+"""The gating flow: rules against the report and its per-item scores, outputs, then webhooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from benchgate.gate_models import GateSpec
+from benchgate.gate_outputs import render_gate_markdown, write_gate_outputs
+from benchgate.gating import evaluate_gate, exit_code
+from benchgate.store import Store
+from benchgate.webhooks import deliver_webhooks
+
+
+@flow(name="gate", flow_run_name="gate · {report[benchmarkId]}", persist_result=False)
+async def gate(report: dict[str, Any], gate_spec: dict[str, Any], store_url: str, out_dir: str) -> dict[str, Any]:
+    """Returns the decision as gate.json has it, its markdown, and the exit code."""
+    spec = GateSpec.model_validate(gate_spec)
+    store = Store(store_url)
+    benchmark_id = report["benchmarkId"]
+    decision = evaluate_gate(report, spec, lambda model_id, task: store.read_scores(benchmark_id, model_id, task))
+    decision.deliveries = deliver_webhooks(decision, report, spec)
+    write_gate_outputs(Path(out_dir), report, decision)
+    get_run_logger().info("gate %s: %s", benchmark_id, decision.decision)
+    return {"decision": decision.to_dict(), "markdown": render_gate_markdown(decision), "exit_code": exit_code(decision)}
