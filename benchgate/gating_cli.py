@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from benchgate.errors import RequestError
-from benchgate.gate_models import GateSpec, check_rules_against_report, load_gate_spec
+from benchgate.gate_models import GateSpec
+from benchgate.gating import check_rules_against_report, load_gate_spec
 
 
 def load_report_and_rules(report_path: Path, rules_path: Path) -> tuple[dict[str, Any], GateSpec]:
