@@ -23,7 +23,11 @@ class Webhook(StrictModel):
 
 
 class GateRule(StrictModel):
-    """One check on a (model, evaluation task, metric); exactly one comparison per rule."""
+    """One check on a (model, evaluation task, metric); exactly one comparison per rule.
+
+    ``margin`` is the allowed drop for no_worse_than and the required gain for better_than, in the
+    metric's units; ``confidence`` makes a relative rule decide on a paired test (benchgate/gating.py).
+    """
 
     model: str
     task: str
@@ -49,6 +53,13 @@ class GateRule(StrictModel):
                 "give exactly one of at_least, at_most, no_worse_than, better_than "
                 f"(got {', '.join(given) or 'none'})"
             )
+        if given[0] in ("at_least", "at_most"):
+            misplaced = [k for k in ("confidence", "margin") if getattr(self, k)]
+            if misplaced:
+                raise ValueError(
+                    f"{' and '.join(misplaced)}: only for no_worse_than / better_than rules "
+                    f"(an {given[0]} rule compares the reported value with its threshold)"
+                )
         return self
 
     @property
