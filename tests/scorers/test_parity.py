@@ -24,7 +24,7 @@ from benchgate.datasets.cnn_dailymail import derived_id, read_cnn_dailymail
 from benchgate.datasets.humaneval import read_humaneval
 from benchgate.datasets.squad import read_squad
 from benchgate.errors import DatasetError
-from benchgate.offline_scoring import score_predictions
+from benchgate.offline_scoring import CodeChecker, score_predictions
 from scorers.passk import per_problem_pass_at_k
 from scorers.rouge import score_summaries
 from scorers.squad import evaluate_squad_v2
@@ -171,7 +171,8 @@ def python_checker(problem: dict, completion: str) -> tuple[bool, str]:
     return False, "failed: " + (proc.stderr.strip().splitlines() or ["exit " + str(proc.returncode)])[-1]
 
 
-def test_code_offline_scoring_with_a_checker(shared_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("checker", [python_checker, None], ids=["python-subprocess", "default-sandbox"])
+def test_code_offline_scoring(shared_data: Path, tmp_path: Path, checker: CodeChecker | None) -> None:
     folder = shared_data / "humaneval"
     # Problems 0..2 with all 10 samples each (canonical iff (i+j) % 3 == 0): 4, 3, 3 correct.
     samples = [
@@ -187,7 +188,7 @@ def test_code_offline_scoring_with_a_checker(shared_data: Path, tmp_path: Path) 
         str(predictions),
         str(folder / "HumanEval.jsonl.gz"),
         str(out),
-        code_checker=python_checker,
+        code_checker=checker,
     )
     assert metrics["n"] == 3 and metrics["samples"] == 30
     assert metrics["pass@1"] == pytest.approx(100 * (0.4 + 0.3 + 0.3) / 3)
