@@ -1,0 +1,82 @@
+"""The gate's files: gate.json, junit.xml, and its verdict table for report.md and GitHub's step summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchgate.gating import GateDecision, RuleVerdict
+from benchgate.junit import render_junit
+
+_ICONS = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "inconclusive": "❔ inconclusive"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _difference(verdict: RuleVerdict) -> str:
+    text = _num(verdict.difference)
+    if verdict.difference is not None and verdict.difference >= 0:
+        text = "+" + text
+    if verdict.ci_low is not None and verdict.ci_high is not None:
+        level = f"{verdict.ci_level:.0%} " if verdict.ci_level else ""
+        text += f" ({level}CI {_num(verdict.ci_low)} to {_num(verdict.ci_high)})"
+    return text
+
+
+def render_gate_markdown(decision: GateDecision) -> str:
+    """A verdict table that reads well in report.md and in a GitHub step summary."""
+    lines = [
+        f"## Gate: {_ICONS.get(decision.decision, decision.decision)}",
+        "",
+        "| Verdict | Rule | Task | Observed | Difference | p | Reason |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in decision.rules:
+        observed = ", ".join(f"{model} {_num(value)}" for model, value in v.observed.items())
+        p = _num(v.p_value) + (f" (Holm {_num(v.p_adjusted)})" if v.p_adjusted is not None else "")
+        cells = [_ICONS.get(v.verdict, v.verdict), v.rule, v.task, observed, _difference(v), p, v.reason]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if not decision.rules:
+        lines.append("| ✅ pass | (no rules) | | | | | |")
+    if decision.deliveries:
+        lines += ["", "Webhooks:", ""]
+        for d in decision.deliveries:
+            outcome = "delivered" if d.ok else f"FAILED ({d.error})"
+            attempts = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+            lines.append(f"- {d.event} → {d.url}: {outcome}, {attempts}, delivery {d.delivery_id}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write beside the target, then rename: a reader never sees half a file."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_gate_outputs(out_dir: Path, report: dict[str, Any], decision: GateDecision) -> None:
+    """gate.json and junit.xml in out_dir; the verdict table appended to $GITHUB_STEP_SUMMARY if set."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gate = {"benchmarkId": report.get("benchmarkId"), "name": report.get("name"), **decision.to_dict()}
+    _write_atomic(out_dir / "gate.json", json.dumps(gate, indent=2, allow_nan=False) + "\n")
+    _write_atomic(out_dir / "junit.xml", render_junit(decision, report))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(render_gate_markdown(decision) + "\n")
