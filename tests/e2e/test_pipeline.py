@@ -160,8 +160,9 @@ def expected_metrics(code_ids: list[str]) -> dict[str, dict[str, dict[str, float
         model: {"exact-match": 100 * sum(c) / len(c), "f1-score": 100 * sum(c) / len(c)}
         for model, c in (("good", good_correct), ("weak", weak_correct))
     }
-    even = [int(t.split("/")[1]) % 2 == 0 for t in code_ids]
-    expected["code-generation"] = {"good": {"pass@1": 100 * sum(even) / len(even)}, "weak": {"pass@1": 0.0}}
+    if code_ids:
+        even = [int(t.split("/")[1]) % 2 == 0 for t in code_ids]
+        expected["code-generation"] = {"good": {"pass@1": 100 * sum(even) / len(even)}, "weak": {"pass@1": 0.0}}
     return expected
 
 
