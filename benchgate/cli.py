@@ -1,4 +1,7 @@
-"""The `benchgate` command line (DESIGN.md §6). Exit codes: 0 pass, 1 gate failed, 2 invalid, 3 inconclusive."""
+"""The `benchgate` command line (DESIGN.md §6).
+
+Exit codes: 0 gate passed, 1 gate failed, 2 invalid request or configuration, 3 inconclusive.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from benchgate.errors import EXIT_OK, BenchgateError
 from benchgate.request import BenchmarkRequest, load_request
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Continuous evaluation of LLMs as a CI/CD quality gate.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Continuous evaluation of LLMs as a CI/CD quality gate."
+)
 
 PREFECT_QUIET_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -52,7 +57,9 @@ def print_summary(report: dict[str, Any], exit_code: int) -> None:
             if detail.get("failure"):
                 typer.echo(f"  {model:<24} FAILED: {detail['failure']}")
             elif detail.get("inconclusive"):
-                typer.echo(f"  {model:<24} inconclusive: {detail['n_errors']} of {detail['n_items']} items errored")
+                typer.echo(
+                    f"  {model:<24} inconclusive: {detail['n_errors']} of {detail['n_items']} items errored"
+                )
     gate = report.get("gate")
     verdict = gate["decision"] if gate else "no gate"
     typer.echo(f"\nbenchmark {report['benchmarkId']}: {report['status']}; gate: {verdict}; exit {exit_code}")
@@ -71,8 +78,12 @@ def validate(request: Path = typer.Argument(..., help="Benchmark request (YAML o
 @app.command()
 def run(
     request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for report.json, report.md, junit.xml, gate.json."),
-    store: Optional[str] = typer.Option(None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or fsspec URL)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Directory for report.json, report.md, junit.xml, gate.json."
+    ),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or fsspec URL)."
+    ),
 ) -> None:
     """Run the benchmark flow and the gate."""
     try:
@@ -84,7 +95,9 @@ def run(
     from flows.benchmark import benchmark
 
     try:
-        result = asyncio.run(benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store))
+        result = asyncio.run(
+            benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
+        )
     except BenchgateError as error:
         raise _fail(error) from None
     print_summary(result["report"], result["exit_code"])
@@ -97,8 +110,8 @@ def run(
 def score(
     task: str = typer.Argument(..., help="question-answering, text-summarization or code-generation."),
     predictions: Path = typer.Option(..., "--predictions", help="Predictions in the ecosystem's format."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset file in its original format."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write one JSON line per item here."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset file in its original format."),
+    out: Path | None = typer.Option(None, "--out", help="Write one JSON line per item here."),
 ) -> None:
     """Score predictions made elsewhere; prints the metrics as one JSON object."""
     from benchgate.offline_scoring import score_predictions
@@ -113,9 +126,13 @@ def score(
 @app.command()
 def gate(
     report: Path = typer.Argument(..., help="A report.json written by `benchgate run`."),
-    rules: Path = typer.Option(..., "--rules", help="Gate rules file (YAML or JSON, the request's `gate` section)."),
+    rules: Path = typer.Option(
+        ..., "--rules", help="Gate rules file (YAML or JSON, the request's `gate` section)."
+    ),
     out: Path = typer.Option(Path("out"), "--out", help="Directory for gate.json, junit.xml, report.md."),
-    store: Optional[str] = typer.Option(None, "--store", envvar="BENCHGATE_STORE", help="Store holding the per-item scores."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store holding the per-item scores."
+    ),
 ) -> None:
     """Gate an existing report against rules, using its stored per-item scores."""
     from benchgate.gating_cli import load_report_and_rules
@@ -144,7 +161,10 @@ def server(
 ) -> None:
     """Start a Prefect server for the UI (SQLite by default)."""
     _prepare_prefect()
-    os.execvp(sys.executable, [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)])
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+    )
 
 
 def main() -> None:

@@ -55,7 +55,9 @@ async def generate_shard(
     for example in examples:
         prompt = json.dumps(example.messages, ensure_ascii=False)
         for sample_index in range(context.samples):
-            key = generation_key(spec, provider.endpoint, example.messages, sample_index, context.dataset_revision)
+            key = generation_key(
+                spec, provider.endpoint, example.messages, sample_index, context.dataset_revision
+            )
             hit = cached.get(key) if context.cache == "reuse" else None
             if hit is not None:
                 outcome.rows.append(hit)
@@ -91,7 +93,15 @@ async def _one(
     provider: Provider, example: Example, sample_index: int, base: dict[str, Any], writer: GenerationWriter
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    row = dict(base, output=None, finish_reason=None, error=None, error_kind=None, input_tokens=None, output_tokens=None)
+    row = dict(
+        base,
+        output=None,
+        finish_reason=None,
+        error=None,
+        error_kind=None,
+        input_tokens=None,
+        output_tokens=None,
+    )
     try:
         completion = await provider.complete(example, sample_index)
     except ProviderConfigError:

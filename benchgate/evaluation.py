@@ -53,7 +53,9 @@ def score_shard(task: EvalTask, examples: list[Example], rows: list[dict[str, An
     errored = {row["example_id"] for row in rows if row["error"] is not None}
     complete = [e for e in examples if e.example_id in by_example and e.example_id not in errored]
     predictions = {
-        e.example_id: [task.postprocess(r["output"] or "") for r in sorted(by_example[e.example_id], key=_sample)]
+        e.example_id: [
+            task.postprocess(r["output"] or "") for r in sorted(by_example[e.example_id], key=_sample)
+        ]
         for e in complete
     }
     if not complete:
@@ -133,7 +135,8 @@ def summarize(
     result.tokens = {"input": generation_stats["input_tokens"], "output": generation_stats["output_tokens"]}
     if model.price:
         result.cost_usd = (
-            result.tokens["input"] * model.price.input_per_mtok + result.tokens["output"] * model.price.output_per_mtok
+            result.tokens["input"] * model.price.input_per_mtok
+            + result.tokens["output"] * model.price.output_per_mtok
         ) / 1e6
     result.breakdown = task.breakdown(scores)
     return result

@@ -17,7 +17,9 @@ def load_report_and_rules(report_path: Path, rules_path: Path) -> tuple[dict[str
     except (OSError, json.JSONDecodeError) as error:
         raise RequestError([f"(report): cannot read {report_path}: {error}"], str(report_path)) from None
     if not isinstance(report, dict) or "report" not in report or "benchmarkId" not in report:
-        raise RequestError(["(report): not a benchgate report (no benchmarkId/report keys)"], str(report_path))
+        raise RequestError(
+            ["(report): not a benchgate report (no benchmarkId/report keys)"], str(report_path)
+        )
     spec = load_gate_spec(rules_path)
     problems = check_rules_against_report(spec, report)
     if problems:

@@ -109,9 +109,13 @@ def render_markdown(report: dict[str, Any], gate_markdown: str | None = None) ->
                     f"[{_format(stats['ci_low'], percent)}, {_format(stats['ci_high'], percent)}]"
                 )
             flag = " ⚠ inconclusive" if detail.get("inconclusive") else ""
-            lines.append(f"| {model} | " + " | ".join(cells) + f" | {detail['n']} | {detail['n_errors']}{flag} |")
+            lines.append(
+                f"| {model} | " + " | ".join(cells) + f" | {detail['n']} | {detail['n_errors']}{flag} |"
+            )
         lines.append("")
-    lines.append("Values with 95% bootstrap confidence intervals over items; ROUGE as fractions, others in percent.")
+    lines.append(
+        "Values with 95% bootstrap confidence intervals over items; ROUGE as fractions, others in percent."
+    )
     if gate_markdown:
         lines += ["", gate_markdown]
     return "\n".join(lines) + "\n"

@@ -127,7 +127,9 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
     seen: dict[str, int] = {}
     for i, model in enumerate(request.models):
         if model.id in seen:
-            problems.append(f"models[{i}].id: duplicate model id {model.id!r} (also models[{seen[model.id]}])")
+            problems.append(
+                f"models[{i}].id: duplicate model id {model.id!r} (also models[{seen[model.id]}])"
+            )
         seen.setdefault(model.id, i)
         if model.provider == "openai-compatible" and not model.base_url:
             problems.append(f"models[{i}].base_url: required for provider 'openai-compatible'")
@@ -135,7 +137,10 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
             from benchgate.providers.builtin import MODELS
 
             if model.model_name not in MODELS:
-                problems.append(f"models[{i}].model: unknown builtin model {model.model_name!r} (builtin: {', '.join(MODELS)})")
+                problems.append(
+                    f"models[{i}].model: unknown builtin model {model.model_name!r} "
+                    f"(builtin: {', '.join(MODELS)})"
+                )
         if model.api_key_env and model.api_key_secret:
             problems.append(f"models[{i}]: give api_key_env or api_key_secret, not both")
     task_names: dict[str, int] = {}
@@ -163,7 +168,9 @@ def _gate_problems(request: BenchmarkRequest) -> list[str]:
     for i, rule in enumerate(request.gate.rules):
         where = f"gate.rules[{i}]"
         if rule.model not in model_ids:
-            problems.append(f"{where}.model: unknown model {rule.model!r} (models: {', '.join(sorted(model_ids))})")
+            problems.append(
+                f"{where}.model: unknown model {rule.model!r} (models: {', '.join(sorted(model_ids))})"
+            )
         reference = rule.reference_model
         if reference == BASELINE and not request.gate.baseline:
             problems.append(f"{where}: compares with 'baseline' but gate.baseline is not set")
@@ -177,7 +184,10 @@ def _gate_problems(request: BenchmarkRequest) -> list[str]:
             continue
         allowed = metric_names_for(task_specs[0]) | DETAIL_METRICS
         if rule.metric not in allowed:
-            problems.append(f"{where}.metric: {rule.metric!r} is not reported for {rule.task!r} (metrics: {', '.join(sorted(allowed))})")
+            problems.append(
+                f"{where}.metric: {rule.metric!r} is not reported for {rule.task!r} "
+                f"(metrics: {', '.join(sorted(allowed))})"
+            )
     return problems
 
 
@@ -210,7 +220,9 @@ def read_structured_file(path: str | Path) -> Any:
             return json.loads(text)
         return yaml.safe_load(text)
     except json.JSONDecodeError as error:
-        raise RequestError([f"(file): invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"], str(path)) from None
+        raise RequestError(
+            [f"(file): invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"], str(path)
+        ) from None
     except yaml.YAMLError as error:
         raise RequestError([f"(file): invalid YAML: {error}"], str(path)) from None
 

@@ -48,7 +48,12 @@ GENERATION_SCHEMA = pa.schema(
     ]
 )
 EXAMPLE_SCHEMA = pa.schema(
-    [("example_id", pa.string()), ("messages", pa.string()), ("references", pa.string()), ("fields", pa.string())]
+    [
+        ("example_id", pa.string()),
+        ("messages", pa.string()),
+        ("references", pa.string()),
+        ("fields", pa.string()),
+    ]
 )
 
 
@@ -95,7 +100,10 @@ class Store:
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         count = 0
-        with self.fs.open(temporary, "wb") as handle, pq.ParquetWriter(handle, EXAMPLE_SCHEMA, compression="zstd") as writer:
+        with (
+            self.fs.open(temporary, "wb") as handle,
+            pq.ParquetWriter(handle, EXAMPLE_SCHEMA, compression="zstd") as writer,
+        ):
             for batch in _batched(examples, shard_size):
                 writer.write_table(pa.Table.from_pylist([_example_row(e) for e in batch], EXAMPLE_SCHEMA))
                 count += len(batch)
@@ -110,7 +118,12 @@ class Store:
         with self.fs.open(self.examples_path(examples_digest), "rb") as handle:
             rows = pq.ParquetFile(handle).read_row_group(shard).to_pylist()
         return [
-            Example(r["example_id"], json.loads(r["messages"]), json.loads(r["references"]), json.loads(r["fields"]))
+            Example(
+                r["example_id"],
+                json.loads(r["messages"]),
+                json.loads(r["references"]),
+                json.loads(r["fields"]),
+            )
             for r in rows
         ]
 
@@ -147,10 +160,14 @@ class Store:
 
     # scores and reports ----------------------------------------------------------------------
     def scores_path(self, benchmark_id: str, model_id: str, task: str) -> str:
-        return self.path("scores", f"model={_partition(model_id)}", f"task={_partition(task)}", f"{benchmark_id}.parquet")
+        return self.path(
+            "scores", f"model={_partition(model_id)}", f"task={_partition(task)}", f"{benchmark_id}.parquet"
+        )
 
     def write_scores(self, benchmark_id: str, model_id: str, task: str, scores: pd.DataFrame) -> None:
-        self._write_table(self.scores_path(benchmark_id, model_id, task), pa.Table.from_pandas(scores, preserve_index=False))
+        self._write_table(
+            self.scores_path(benchmark_id, model_id, task), pa.Table.from_pandas(scores, preserve_index=False)
+        )
 
     def read_scores(self, benchmark_id: str, model_id: str, task: str) -> pd.DataFrame | None:
         path = self.scores_path(benchmark_id, model_id, task)

@@ -47,7 +47,9 @@ async def benchmark(
     with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
         results = await bounded_gather(
             [
-                lambda model_id=model.id, task_name=task.task: _evaluate(parsed, model_id, task_name, benchmark_id, store)
+                lambda model_id=model.id, task_name=task.task: _evaluate(
+                    parsed, model_id, task_name, benchmark_id, store
+                )
                 for task in parsed.tasks
                 for model in parsed.models
             ],

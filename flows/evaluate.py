@@ -38,7 +38,14 @@ async def evaluate(
     store = Store(store_url)
     eval_task = make_task(spec, require_isolation=parsed.sandbox == "required")
     info = await load_examples(eval_task, store)
-    logger.info("%s: %d examples in %d shards (dataset %s, revision %s)", task_name, info.n_examples, info.n_shards, info.dataset, info.revision)
+    logger.info(
+        "%s: %d examples in %d shards (dataset %s, revision %s)",
+        task_name,
+        info.n_examples,
+        info.n_shards,
+        info.dataset,
+        info.revision,
+    )
     cached = store.reusable_generations(model.id, spec.task) if parsed.cache == "reuse" else {}
     context = ShardContext(benchmark_id, spec.task, info.dataset, info.revision, spec.samples, parsed.cache)
     stats, done = GenerationStats(), 0
@@ -62,7 +69,9 @@ async def evaluate(
         )
     except ProviderConfigError as error:
         logger.error("%s refused the configuration: %s", model_id, error)
-        return TaskResult(model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)).to_dict()
+        return TaskResult(
+            model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
+        ).to_dict()
     finally:
         await provider.aclose()
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["example_id"])
@@ -70,6 +79,11 @@ async def evaluate(
     result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget)
     logger.info(
         "%s · %s: %s (%d requests, %d reused, %d errored items)",
-        model_id, task_name, {m: round(v["value"], 4) for m, v in result.metrics.items()}, result.requests, result.reused, result.n_errors,
+        model_id,
+        task_name,
+        {m: round(v["value"], 4) for m, v in result.metrics.items()},
+        result.requests,
+        result.reused,
+        result.n_errors,
     )
     return result.to_dict()

@@ -15,13 +15,21 @@ from benchgate.webhooks import deliver_webhooks
 
 
 @flow(name="gate", flow_run_name="gate · {report[benchmarkId]}", persist_result=False)
-async def gate(report: dict[str, Any], gate_spec: dict[str, Any], store_url: str, out_dir: str) -> dict[str, Any]:
+async def gate(
+    report: dict[str, Any], gate_spec: dict[str, Any], store_url: str, out_dir: str
+) -> dict[str, Any]:
     """Returns the decision as gate.json has it, its markdown, and the exit code."""
     spec = GateSpec.model_validate(gate_spec)
     store = Store(store_url)
     benchmark_id = report["benchmarkId"]
-    decision = evaluate_gate(report, spec, lambda model_id, task: store.read_scores(benchmark_id, model_id, task))
+    decision = evaluate_gate(
+        report, spec, lambda model_id, task: store.read_scores(benchmark_id, model_id, task)
+    )
     decision.deliveries = deliver_webhooks(decision, report, spec)
     write_gate_outputs(Path(out_dir), report, decision)
     get_run_logger().info("gate %s: %s", benchmark_id, decision.decision)
-    return {"decision": decision.to_dict(), "markdown": render_gate_markdown(decision), "exit_code": exit_code(decision)}
+    return {
+        "decision": decision.to_dict(),
+        "markdown": render_gate_markdown(decision),
+        "exit_code": exit_code(decision),
+    }

@@ -23,7 +23,7 @@ def aggregate(benchmark_id: str, request: BenchmarkRequest, results: list[dict[s
 
 @task(name="publish-report", cache_policy=NO_CACHE)
 async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Path, store: Store) -> Path:
-    """Write report.json and report.md beside gate outputs, copy them all into the store, show them in the UI."""
+    """Write report.json and report.md beside the gate's outputs, copy all to the store, show them in the UI."""
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report, gate_markdown)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -41,7 +41,8 @@ async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Pa
     if rows:
         await acreate_table_artifact(rows, key=f"{key}-table", description="metrics per model and task")
     await acreate_link_artifact(
-        store.report_path(report["benchmarkId"], "report.json") if not store.is_local
+        store.report_path(report["benchmarkId"], "report.json")
+        if not store.is_local
         else Path(store.report_path(report["benchmarkId"], "report.json")).resolve().as_uri(),
         link_text="report.json",
         key=f"{key}-files",

@@ -14,6 +14,13 @@ from benchgate.evaluation import score_shard
 from benchgate.examples import Example
 
 
-@task(name="score", task_run_name="score · {eval_task.spec.task} · shard {shard}", retries=1, cache_policy=NO_CACHE)
-async def score(eval_task: EvalTask, shard: int, examples: list[Example], rows: list[dict[str, Any]]) -> pd.DataFrame:
+@task(
+    name="score",
+    task_run_name="score · {eval_task.spec.task} · shard {shard}",
+    retries=1,
+    cache_policy=NO_CACHE,
+)
+async def score(
+    eval_task: EvalTask, shard: int, examples: list[Example], rows: list[dict[str, Any]]
+) -> pd.DataFrame:
     return await asyncio.to_thread(score_shard, eval_task, examples, rows)

@@ -31,7 +31,9 @@ def prefect_api(prefect_server: PrefectServer) -> Iterator[str]:
     """In-process flows in this test session talk to the session's server."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: prefect_server.home}):
+    with temporary_settings(
+        updates={PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: prefect_server.home}
+    ):
         yield prefect_server.api_url
 
 

@@ -50,10 +50,14 @@ class CodeGeneration(EvalTask):
     def problems(self) -> list[str]:
         problems = []
         if self.dataset_name != "humaneval":
-            problems.append(f"dataset: unknown dataset {self.dataset_name!r} for code-generation (built in: humaneval)")
+            problems.append(
+                f"dataset: unknown dataset {self.dataset_name!r} for code-generation (built in: humaneval)"
+            )
         too_big = [k for k in self.ks() if k > self.spec.samples]
         if too_big:
-            problems.append(f"k: pass@{too_big[0]} needs samples >= {too_big[0]} (samples is {self.spec.samples})")
+            problems.append(
+                f"k: pass@{too_big[0]} needs samples >= {too_big[0]} (samples is {self.spec.samples})"
+            )
         return problems
 
     def load(self) -> LoadedDataset:
@@ -68,7 +72,10 @@ class CodeGeneration(EvalTask):
             example_id=problem["task_id"],
             messages=[
                 {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": "Complete this Python function:\n\n```python\n" + problem["prompt"] + "```"},
+                {
+                    "role": "user",
+                    "content": "Complete this Python function:\n\n```python\n" + problem["prompt"] + "```",
+                },
             ],
             references=[problem["canonical_solution"]],
             fields={key: problem[key] for key in ("task_id", "prompt", "test", "entry_point")},
@@ -80,7 +87,9 @@ class CodeGeneration(EvalTask):
             for example in examples
             for reply in predictions[example.example_id]
         ]
-        results = iter(check_completions(jobs, timeout=SAMPLE_TIMEOUT_SECONDS, require_isolation=self.require_isolation))
+        results = iter(
+            check_completions(jobs, timeout=SAMPLE_TIMEOUT_SECONDS, require_isolation=self.require_isolation)
+        )
         passed = {e.example_id: [next(results).passed for _ in predictions[e.example_id]] for e in examples}
         estimates = per_problem_pass_at_k(passed, self.ks())
         return pd.DataFrame(

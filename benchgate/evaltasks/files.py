@@ -1,4 +1,7 @@
-"""Dataset revisions for local and fsspec files: a content digest, so an edited file never reuses stale generations."""
+"""Dataset revisions for local and fsspec files.
+
+A content digest, so an edited file never reuses stale generations.
+"""
 
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ HUB_REPO = "rajpurkar/squad_v2"
 def to_squad_answer(reply: str) -> str:
     """The official script reads "" as abstaining, so every way a model abstains maps to ""."""
     first_line = reply.strip().splitlines()[0].strip() if reply.strip() else ""
-    answer = re.sub(r"^(answer|the answer is)\s*:\s*", "", first_line, flags=re.IGNORECASE).strip().strip("\"'`")
+    answer = (
+        re.sub(r"^(answer|the answer is)\s*:\s*", "", first_line, flags=re.IGNORECASE).strip().strip("\"'`")
+    )
     if answer.lower().rstrip(".") in {a.rstrip(".") for a in _ABSTENTIONS}:
         return ""
     return answer
@@ -40,11 +42,16 @@ class QuestionAnswering(EvalTask):
         return self.spec.dataset or "squad-v2"
 
     def metrics(self) -> list[MetricInfo]:
-        return [MetricInfo("exact-match", "binary", "percent"), MetricInfo("f1-score", "continuous", "percent")]
+        return [
+            MetricInfo("exact-match", "binary", "percent"),
+            MetricInfo("f1-score", "continuous", "percent"),
+        ]
 
     def problems(self) -> list[str]:
         if self.dataset_name != "squad-v2":
-            return [f"dataset: unknown dataset {self.dataset_name!r} for question-answering (built in: squad-v2)"]
+            return [
+                f"dataset: unknown dataset {self.dataset_name!r} for question-answering (built in: squad-v2)"
+            ]
         return []
 
     def load(self) -> LoadedDataset:
@@ -52,7 +59,11 @@ class QuestionAnswering(EvalTask):
             revision, items = file_revision(self.spec.path), iter(read_squad(self.spec.path))
         else:
             revision, rows = load_hub_rows(
-                HUB_REPO, subset=None, split=self.spec.split or "validation", revision=None, task_name=self.spec.task
+                HUB_REPO,
+                subset=None,
+                split=self.spec.split or "validation",
+                revision=None,
+                task_name=self.spec.task,
             )
             items = _from_hub(rows)
         chosen = seeded_sample(items, self.spec.limit, self.spec.seed, key=lambda item: item.qid)
@@ -90,7 +101,10 @@ class QuestionAnswering(EvalTask):
     def breakdown(self, scores: pd.DataFrame) -> dict[str, float]:
         """The official script's HasAns_/NoAns_ keys, over the scored items."""
         figures: dict[str, float] = {}
-        for prefix, subset in (("HasAns", scores[scores["has_answer"]]), ("NoAns", scores[~scores["has_answer"]])):
+        for prefix, subset in (
+            ("HasAns", scores[scores["has_answer"]]),
+            ("NoAns", scores[~scores["has_answer"]]),
+        ):
             figures[f"{prefix}_total"] = len(subset)
             if len(subset):
                 figures[f"{prefix}_exact"] = float(subset["exact-match"].mean())

@@ -32,7 +32,10 @@ class TextSummarization(EvalTask):
 
     def problems(self) -> list[str]:
         if self.dataset_name != "cnn-dailymail":
-            return [f"dataset: unknown dataset {self.dataset_name!r} for text-summarization (built in: cnn-dailymail)"]
+            return [
+                f"dataset: unknown dataset {self.dataset_name!r} for text-summarization "
+                "(built in: cnn-dailymail)"
+            ]
         return []
 
     def load(self) -> LoadedDataset:
@@ -40,7 +43,11 @@ class TextSummarization(EvalTask):
             revision, rows = file_revision(self.spec.path), read_cnn_dailymail(self.spec.path)
         else:
             revision, rows = load_hub_rows(
-                HUB_REPO, subset=HUB_SUBSET, split=self.spec.split or "test", revision=None, task_name=self.spec.task
+                HUB_REPO,
+                subset=HUB_SUBSET,
+                split=self.spec.split or "test",
+                revision=None,
+                task_name=self.spec.task,
             )
         chosen = seeded_sample(rows, self.spec.limit, self.spec.seed, key=lambda row: str(row["id"]))
         return LoadedDataset(self.dataset_name, revision, self._examples(chosen))
@@ -61,4 +68,6 @@ class TextSummarization(EvalTask):
     def score(self, examples: list[Example], predictions: dict[str, list[str]]) -> pd.DataFrame:
         ids = [e.example_id for e in examples]
         scores = score_summaries([predictions[i][0] for i in ids], [e.references[0] for e in examples])
-        return pd.DataFrame({"example_id": ids, **{m: [s[m] for s in scores] for m in ("rouge-1", "rouge-2", "rouge-l")}})
+        return pd.DataFrame(
+            {"example_id": ids, **{m: [s[m] for s in scores] for m in ("rouge-1", "rouge-2", "rouge-l")}}
+        )

@@ -42,5 +42,5 @@ class Provider(ABC):
     @abstractmethod
     async def complete(self, example: Example, sample_index: int) -> Completion: ...
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections; called once when the subflow is done with the provider."""

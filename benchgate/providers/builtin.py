@@ -18,9 +18,7 @@ _PTB_CLOSERS = {"''", "'", "-rrb-", ")", '"'}
 _PROSE_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(
-    "a an the of in on at to for from by with and or is are was were be been what which who whom whose when "
-    "where why how did does do that this these those it its as into than then there their they he she his her "
-    "name".split()
+    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "been", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "did", "does", "do", "that", "this", "these", "those", "it", "its", "as", "into", "than", "then", "there", "their", "they", "he", "she", "his", "her", "name"]
 )
 NO_ANSWER_THRESHOLD = 0.5
 MAX_ANSWER_TOKENS = 4
@@ -34,7 +32,9 @@ def split_sentences(text: str) -> list[str]:
     sentences, current = [], []
     for i, token in enumerate(tokens):
         current.append(token)
-        ends_here = token in {".", "!", "?"} or (current[:-1] and token in _PTB_CLOSERS and _ended(current[:-1]))
+        ends_here = token in {".", "!", "?"} or (
+            current[:-1] and token in _PTB_CLOSERS and _ended(current[:-1])
+        )
         next_is_closer = i + 1 < len(tokens) and tokens[i + 1] in _PTB_CLOSERS
         if ends_here and not next_is_closer:
             sentences.append(" ".join(current))
@@ -89,10 +89,12 @@ def _bare(token: str) -> str:
 class BuiltinProvider(Provider):
     name = "builtin"
 
-    def __init__(self, spec, api_key) -> None:  # noqa: ANN001 - signature fixed by Provider
+    def __init__(self, spec, api_key) -> None:
         super().__init__(spec, api_key)
         if spec.model_name not in MODELS:
-            raise ProviderConfigError(f"unknown builtin model {spec.model_name!r} (builtin models: {', '.join(MODELS)})")
+            raise ProviderConfigError(
+                f"unknown builtin model {spec.model_name!r} (builtin models: {', '.join(MODELS)})"
+            )
 
     @property
     def endpoint(self) -> str:

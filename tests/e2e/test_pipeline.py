@@ -134,7 +134,12 @@ def write_request(path: Path, server_url: str, hook_url: str | None = None, conc
             "baseline": "weak",
             "rules": [
                 {"model": "good", "task": "question-answering", "metric": "exact-match", "at_least": 30},
-                {"model": "good", "task": "text-summarization", "metric": "rouge-l", "no_worse_than": "baseline"},
+                {
+                    "model": "good",
+                    "task": "text-summarization",
+                    "metric": "rouge-l",
+                    "no_worse_than": "baseline",
+                },
             ],
             "on_pass": [{"url": hook_url, "secret_env": "E2E_HOOK_SECRET"}] if hook_url else [],
         },
@@ -146,7 +151,10 @@ def write_request(path: Path, server_url: str, hook_url: str | None = None, conc
 def expected_metrics(code_ids: list[str]) -> dict[str, dict[str, dict[str, float]]]:
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
     expected: dict[str, dict[str, dict[str, float]]] = {}
-    for model, summarize in (("good", lambda a: _first_sentence(a)), ("weak", lambda a: "Nothing happened today.")):
+    for model, summarize in (
+        ("good", lambda a: _first_sentence(a)),
+        ("weak", lambda a: "Nothing happened today."),
+    ):
         scores = [scorer.score(a["highlights"], summarize(a["article"])) for a in ARTICLES]
         expected.setdefault("text-summarization", {})[model] = {
             "rouge-1": sum(s["rouge1"].fmeasure for s in scores) / len(scores),
@@ -162,7 +170,10 @@ def expected_metrics(code_ids: list[str]) -> dict[str, dict[str, dict[str, float
     }
     if code_ids:
         even = [int(t.split("/")[1]) % 2 == 0 for t in code_ids]
-        expected["code-generation"] = {"good": {"pass@1": 100 * sum(even) / len(even)}, "weak": {"pass@1": 0.0}}
+        expected["code-generation"] = {
+            "good": {"pass@1": 100 * sum(even) / len(even)},
+            "weak": {"pass@1": 0.0},
+        }
     return expected
 
 
@@ -183,11 +194,21 @@ def test_two_models_three_tasks_end_to_end(
     assert (report["name"], report["status"]) == ("e2e", "completed")
     assert list(report["report"]) == ["text-summarization", "question-answering", "code-generation"]
     code_ids = sorted(
-        {t for r in chat_server.requests if r.model == "good-1" for t, p in PROBLEMS.items() if p["prompt"] in r.prompt}
+        {
+            t
+            for r in chat_server.requests
+            if r.model == "good-1"
+            for t, p in PROBLEMS.items()
+            if p["prompt"] in r.prompt
+        }
     )
     assert len(code_ids) == CODE_LIMIT
     expected = expected_metrics(code_ids)
-    datasets = {"text-summarization": "cnn-dailymail", "question-answering": "squad-v2", "code-generation": "humaneval"}
+    datasets = {
+        "text-summarization": "cnn-dailymail",
+        "question-answering": "squad-v2",
+        "code-generation": "humaneval",
+    }
     for task, section in report["report"].items():
         assert set(section) == {"dataset", "results"} and section["dataset"] == datasets[task]
         assert [row["model"] for row in section["results"]] == ["good", "weak"]
@@ -196,7 +217,11 @@ def test_two_models_three_tasks_end_to_end(
             for metric, value in expected[task][row["model"]].items():
                 assert row[metric] == pytest.approx(value, abs=1e-5), (task, row["model"], metric)
 
-    n_items = {"text-summarization": len(ARTICLES), "question-answering": len(SQUAD), "code-generation": CODE_LIMIT}
+    n_items = {
+        "text-summarization": len(ARTICLES),
+        "question-answering": len(SQUAD),
+        "code-generation": CODE_LIMIT,
+    }
     assert len(chat_server.requests) == 2 * sum(n_items.values())
     assert all(r.headers["authorization"] == f"Bearer {FAKE_KEY}" for r in chat_server.requests)
 
@@ -245,7 +270,11 @@ def test_sigkill_mid_generation_then_resume(tmp_path: Path, prefect_server) -> N
         env = cli_env(prefect_server, tmp_path / "store", E2E_API_KEY=FAKE_KEY)
         process = subprocess.Popen(
             [sys.executable, "-m", "benchgate.cli", "run", str(request)],
-            env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 120
         while server.count < 12 and time.monotonic() < deadline and process.poll() is None:

@@ -21,7 +21,9 @@ VALID: dict[str, Any] = {
         {"id": "tuned", "provider": "openai-compatible", "base_url": "http://127.0.0.1:9/v1"},
     ],
     "tasks": [{"task": "question-answering", "limit": 5}, {"task": "code-generation", "samples": 2}],
-    "gate": {"rules": [{"model": "tuned", "task": "question-answering", "metric": "f1-score", "at_least": 50}]},
+    "gate": {
+        "rules": [{"model": "tuned", "task": "question-answering", "metric": "f1-score", "at_least": 50}]
+    },
 }
 
 
@@ -52,23 +54,75 @@ CASES = [
     ("missing name", mutate("name", DELETE), "name", "Field required"),
     ("no models", mutate("models", []), "models", "at least 1"),
     ("duplicate model ids", mutate("models.1.id", "ref"), "models[1].id", "duplicate model id"),
-    ("openai-compatible without base_url", mutate("models.1.base_url", DELETE), "models[1].base_url", "required"),
+    (
+        "openai-compatible without base_url",
+        mutate("models.1.base_url", DELETE),
+        "models[1].base_url",
+        "required",
+    ),
     ("base_url not a URL", mutate("models.1.base_url", "localhost:8000"), "models[1].base_url", "http"),
     ("unknown builtin model", mutate("models.0.model", "oracle"), "models[0].model", "unknown builtin model"),
-    ("unknown evaluation task", mutate("tasks.0.task", "translation"), "tasks[0].task", "unknown evaluation task"),
-    ("unknown dataset", mutate("tasks.0.dataset", "natural-questions"), "tasks[0].dataset", "unknown dataset"),
+    (
+        "unknown evaluation task",
+        mutate("tasks.0.task", "translation"),
+        "tasks[0].task",
+        "unknown evaluation task",
+    ),
+    (
+        "unknown dataset",
+        mutate("tasks.0.dataset", "natural-questions"),
+        "tasks[0].dataset",
+        "unknown dataset",
+    ),
     ("zero limit", mutate("tasks.0.limit", 0), "tasks[0].limit", "greater than 0"),
     ("negative samples", mutate("tasks.1.samples", -1), "tasks[1].samples", "greater than 0"),
     ("zero concurrency", mutate("models.1.concurrency", 0), "models[1].concurrency", "greater than 0"),
     ("k beyond samples", mutate("tasks.1.k", [1, 5]), "tasks[1].k", "needs samples >= 5"),
-    ("missing dataset file", mutate("tasks.0.path", "/nonexistent/dev.json"), "tasks[0].path", "file not found"),
-    ("rule names unknown model", mutate("gate.rules.0.model", "gpt-9"), "gate.rules[0].model", "unknown model"),
-    ("rule names unknown task", mutate("gate.rules.0.task", "summaries"), "gate.rules[0].task", "unknown evaluation task"),
-    ("rule names unknown metric", mutate("gate.rules.0.metric", "bleu"), "gate.rules[0].metric", "not reported"),
-    ("rule metric of another task", mutate("gate.rules.0.metric", "pass@1"), "gate.rules[0].metric", "not reported"),
+    (
+        "missing dataset file",
+        mutate("tasks.0.path", "/nonexistent/dev.json"),
+        "tasks[0].path",
+        "file not found",
+    ),
+    (
+        "rule names unknown model",
+        mutate("gate.rules.0.model", "gpt-9"),
+        "gate.rules[0].model",
+        "unknown model",
+    ),
+    (
+        "rule names unknown task",
+        mutate("gate.rules.0.task", "summaries"),
+        "gate.rules[0].task",
+        "unknown evaluation task",
+    ),
+    (
+        "rule names unknown metric",
+        mutate("gate.rules.0.metric", "bleu"),
+        "gate.rules[0].metric",
+        "not reported",
+    ),
+    (
+        "rule metric of another task",
+        mutate("gate.rules.0.metric", "pass@1"),
+        "gate.rules[0].metric",
+        "not reported",
+    ),
     ("rule with two comparisons", mutate("gate.rules.0.at_most", 90), "gate.rules[0]", "exactly one"),
-    ("baseline without gate.baseline", mutate("gate.rules.0", {"model": "tuned", "task": "question-answering",
-     "metric": "f1-score", "no_worse_than": "baseline"}), "gate.rules[0]", "gate.baseline is not set"),
+    (
+        "baseline without gate.baseline",
+        mutate(
+            "gate.rules.0",
+            {
+                "model": "tuned",
+                "task": "question-answering",
+                "metric": "f1-score",
+                "no_worse_than": "baseline",
+            },
+        ),
+        "gate.rules[0]",
+        "gate.baseline is not set",
+    ),
     ("unknown baseline", mutate("gate.baseline", "gpt-9"), "gate.baseline", "unknown model"),
 ]
 
@@ -80,7 +134,13 @@ def test_the_valid_request_is_valid() -> None:
 @pytest.mark.parametrize(("case", "data", "path", "message"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_invalid_request_exits_2_naming_the_field(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, data: dict, path: str, message: str, command: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    data: dict,
+    path: str,
+    message: str,
+    command: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BENCHGATE_STORE", str(tmp_path / "store"))

@@ -39,7 +39,17 @@ class PrefectServer:
         env = {**os.environ, **self.env(), "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}
         env.pop("PREFECT_API_URL")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
