@@ -23,7 +23,7 @@ def aggregate(benchmark_id: str, request: BenchmarkRequest, results: list[dict[s
 
 @task(name="publish-report", cache_policy=NO_CACHE)
 async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Path, store: Store) -> Path:
-    """Write report.json and report.md beside the gate's outputs, copy all to the store, show them in the UI."""
+    """Write report.json and report.md beside the gate outputs, copy all to the store, show them in the UI."""
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report, gate_markdown)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
