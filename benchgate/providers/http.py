@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import random
+import ssl
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_STATUSES = frozenset({401, 403, 404})
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+POOL_SHARD_SIZE = 8
 Outcome = Literal["config", "item", "transient"]
 
 
@@ -104,6 +107,12 @@ def error_details(content: bytes) -> tuple[str | None, dict[str, Any]]:
     return (f"{text} [{kind}]" if kind else text), error
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Loading the CA bundle costs ~20 ms; every pool of every provider shares one context."""
+    return httpx.create_ssl_context()
+
+
 @dataclass
 class _Failure:
     """One retryable attempt that did not work, kept for the final message."""
@@ -133,11 +142,23 @@ class HttpProvider(Provider):
         self.base_url = base_url.rstrip("/")
         self._limiter = limiter_for(spec)
         self._config_error: ProviderConfigError | None = None
-        self._client = httpx.AsyncClient(
-            headers={**self.auth_headers(), **spec.headers, "content-type": "application/json"},
-            timeout=httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0), pool=None),
-            limits=httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency),
-        )
+        self.headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
+        # httpcore matches queued requests to connections in O(requests x connections) on every
+        # state change (13 ms of CPU per request at 128 connections in one pool, 0.7 ms in pools of
+        # 8), so the connections are split over small pools; a request takes the one with most room.
+        shards = -(-spec.concurrency // POOL_SHARD_SIZE)
+        sizes = [len(range(i, spec.concurrency, shards)) for i in range(shards)]
+        timeout = httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0), pool=None)
+        self._pools = [
+            httpx.AsyncClient(
+                headers=self.headers,
+                timeout=timeout,
+                verify=_ssl_context(),
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            )
+            for size in sizes
+        ]
+        self._free = sizes
 
     @property
     def endpoint(self) -> str:
@@ -212,12 +233,17 @@ class HttpProvider(Provider):
                 await asyncio.sleep(wait)
 
     async def _attempt(self, url: str, content: bytes, estimate: float) -> Completion | _Failure:
+        free = self._free
+        shard = free.index(max(free))
+        free[shard] -= 1
         try:
-            response = await self._client.post(url, content=content)
+            response = await self._pools[shard].post(url, content=content)
         except httpx.TimeoutException as error:
             return _Failure(f"timeout after {self.spec.timeout:g}s ({type(error).__name__})")
         except httpx.TransportError as error:
             return _Failure(f"connection error ({type(error).__name__}: {self._scrub(str(error))})")
+        finally:
+            free[shard] += 1
         status = response.status_code
         if status < 300:
             try:
@@ -256,4 +282,5 @@ class HttpProvider(Provider):
         return text.replace(self._api_key, "***") if self._api_key else text
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for pool in self._pools:
+            await pool.aclose()
