@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -216,3 +218,24 @@ def test_secret_stays_out_of_logs_and_results(receiver: Receiver, caplog: pytest
         [result] = deliver_webhooks(decision("pass"), REPORT, hooks, backoff_seconds=0.01)
     assert result.ok and result.url == f"{receiver.url}/promote"
     assert SECRET not in caplog.text and "url-token" not in caplog.text
+
+
+def test_documented_receiver_snippets_verify_a_real_delivery(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "gate.md"
+    receiver_code, standalone_code = re.findall(r"```python\n(.*?)```", docs.read_text(), re.S)
+    deliver_webhooks(decision("pass"), REPORT, spec(receiver.url))
+    [(_, headers, body)] = receiver.requests
+    monkeypatch.setenv("DEPLOY_HOOK_SECRET", SECRET)
+    documented: dict = {}
+    exec(compile(receiver_code, str(docs), "exec"), documented)
+    assert documented["handle_benchgate"](headers, body) == 200
+    assert documented["handle_benchgate"](headers, body) == 200 and len(documented["handled"]) == 1
+    assert documented["handle_benchgate"](headers, body + b" ") == 401
+    exec(compile(standalone_code, str(docs), "exec"), documented)
+    assert documented["verify_benchgate"](SECRET.encode(), headers, body)
+    assert not documented["verify_benchgate"](SECRET.encode(), headers, body.replace(b"pass", b"fail"))
+    old = int(headers["X-Benchgate-Timestamp"]) - 301
+    stale = {"X-Benchgate-Timestamp": str(old), "X-Benchgate-Signature": sign(SECRET.encode(), old, body)}
+    assert not documented["verify_benchgate"](SECRET.encode(), stale, body)
