@@ -142,7 +142,7 @@ class HttpProvider(Provider):
         self.base_url = base_url.rstrip("/")
         self._limiter = limiter_for(spec)
         self._config_error: ProviderConfigError | None = None
-        self.headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
+        self._headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
         # httpcore matches queued requests to connections in O(requests x connections) on every
         # state change (13 ms of CPU per request at 128 connections in one pool, 0.7 ms in pools of
         # 8), so the connections are split over small pools; a request takes the one with most room.
@@ -151,7 +151,7 @@ class HttpProvider(Provider):
         timeout = httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0), pool=None)
         self._pools = [
             httpx.AsyncClient(
-                headers=self.headers,
+                headers=self._headers,
                 timeout=timeout,
                 verify=_ssl_context(),
                 limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
@@ -270,10 +270,11 @@ class HttpProvider(Provider):
         if outcome == "transient":
             return _Failure(cause, status, retry_after_seconds(response.headers))
         if outcome == "config":
-            self._config_error = ProviderConfigError(
-                f"model {self.spec.id!r} ({self.name}): {cause}; no further requests are sent", status
-            )
-            logger.error("%s", self._config_error)
+            if self._config_error is None:  # items already in flight keep the first error
+                self._config_error = ProviderConfigError(
+                    f"model {self.spec.id!r} ({self.name}): {cause}; no further requests are sent", status
+                )
+                logger.error("%s", self._config_error)
             raise self._config_error
         raise ProviderError(f"model {self.spec.id!r}: {cause}", transient=False, status=status)
 

@@ -102,7 +102,7 @@ def test_openai_compatible_needs_no_key():
     provider = create_provider(
         ModelSpec(id="m", provider="openai-compatible", base_url="http://127.0.0.1:9/v1")
     )
-    assert "authorization" not in provider.headers
+    assert "authorization" not in provider._headers
 
 
 def test_prefect_secret_is_loaded_by_name(monkeypatch):
@@ -120,7 +120,7 @@ def test_prefect_secret_is_loaded_by_name(monkeypatch):
 
     monkeypatch.setattr(system, "Secret", FakeSecret)
     provider = create_provider(ModelSpec(id="m", provider="openai", api_key_secret="openai-key"))
-    assert provider.headers["authorization"] == f"Bearer {KEY}"
+    assert provider._headers["authorization"] == f"Bearer {KEY}"
     with pytest.raises(ConfigurationError, match=r"'m'.*'missing-block'.*Unable to find"):
         create_provider(ModelSpec(id="m", provider="openai", api_key_secret="missing-block"))
 
