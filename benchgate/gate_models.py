@@ -44,9 +44,7 @@ class GateRule(StrictModel):
     @model_validator(mode="after")
     def _one_comparison(self) -> GateRule:
         given = [
-            k
-            for k in ("at_least", "at_most", "no_worse_than", "better_than")
-            if getattr(self, k) is not None
+            k for k in ("at_least", "at_most", "no_worse_than", "better_than") if getattr(self, k) is not None
         ]
         if len(given) != 1:
             raise ValueError(
