@@ -23,14 +23,30 @@ def _num(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
 
+def _interval(verdict: RuleVerdict) -> str:
+    if verdict.ci_low is None or verdict.ci_high is None:
+        return ""
+    level = f"{verdict.ci_level:.0%} " if verdict.ci_level else ""
+    return f" ({level}CI {_num(verdict.ci_low)} to {_num(verdict.ci_high)})"
+
+
+def _absolute(verdict: RuleVerdict) -> bool:
+    return verdict.reference is None
+
+
+def _observed(verdict: RuleVerdict) -> str:
+    """Absolute rules' interval is the metric's own, so it sits with the value, not the difference."""
+    text = ", ".join(f"{model} {_num(value)}" for model, value in verdict.observed.items())
+    return text + _interval(verdict) if _absolute(verdict) else text
+
+
 def _difference(verdict: RuleVerdict) -> str:
     text = _num(verdict.difference)
     if verdict.difference is not None and verdict.difference >= 0:
         text = "+" + text
-    if verdict.ci_low is not None and verdict.ci_high is not None:
-        level = f"{verdict.ci_level:.0%} " if verdict.ci_level else ""
-        text += f" ({level}CI {_num(verdict.ci_low)} to {_num(verdict.ci_high)})"
-    return text
+    if _absolute(verdict):
+        return f"{text} from {_num(verdict.threshold)}" if verdict.difference is not None else text
+    return text + _interval(verdict)
 
 
 def render_gate_markdown(decision: GateDecision) -> str:
@@ -42,9 +58,8 @@ def render_gate_markdown(decision: GateDecision) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for v in decision.rules:
-        observed = ", ".join(f"{model} {_num(value)}" for model, value in v.observed.items())
         p = _num(v.p_value) + (f" (Holm {_num(v.p_adjusted)})" if v.p_adjusted is not None else "")
-        cells = [_ICONS.get(v.verdict, v.verdict), v.rule, v.task, observed, _difference(v), p, v.reason]
+        cells = [_ICONS.get(v.verdict, v.verdict), v.rule, v.task, _observed(v), _difference(v), p, v.reason]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if not decision.rules:
         lines.append("| ✅ pass | (no rules) | | | | | |")

@@ -196,7 +196,9 @@ def describe_rule(rule: GateRule, baseline: str | None = None) -> str:
 
 def _reference_label(rule: GateRule, baseline: str | None) -> str:
     reference = rule.reference_model
-    return f"baseline {baseline}" if reference == BASELINE else str(reference)
+    if reference != BASELINE or baseline == BASELINE:
+        return str(reference)
+    return f"baseline {baseline}"
 
 
 def evaluate_gate(report: dict[str, Any], spec: GateSpec, load_scores: ScoreLoader) -> GateDecision:

@@ -21,7 +21,7 @@ def _evidence(verdict: RuleVerdict) -> str:
     for key in ("difference", "ci_low", "ci_high", "ci_level", "p_value", "p_adjusted", "n", "test"):
         value = getattr(verdict, key)
         if value is not None:
-            lines.append(f"{key}: {value}")
+            lines.append(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
     return "\n".join(_text(line) for line in lines)
 
 

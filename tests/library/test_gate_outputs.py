@@ -18,12 +18,13 @@ DECISION = GateDecision(
         RuleVerdict(
             rule="ft f1-score no worse than base | margin 1", model="ft", task="question-answering",
             metric="f1-score", comparison="no_worse_than", verdict="fail", reason="significant drop",
-            observed={"ft": 82.0, "base": 84.0}, difference=-2.0, ci_low=-2.6, ci_high=-1.4, ci_level=0.9,
-            p_value=0.0005, p_adjusted=0.001, n=1000, minimum_detectable=float("inf"),
+            reference="base", observed={"ft": 82.0, "base": 84.0}, difference=-2.0, ci_low=-2.6, ci_high=-1.4,
+            ci_level=0.9, p_value=0.0005, p_adjusted=0.001, n=1000, minimum_detectable=float("inf"),
         ),
         RuleVerdict(
             rule="ft cost", model="ft", task="question-answering", metric="cost_usd", comparison="at_most",
             verdict="pass", reason="cost_usd = 1.2, at most 5", observed={"ft": 1.2}, difference=-3.8,
+            threshold=5.0, ci_low=1.1, ci_high=1.3,
         ),
     ],
     [DeliveryResult("https://hooks.example/alert", "d-1", 200, 2, ok=True, event="on_fail")],
@@ -39,7 +40,9 @@ def test_markdown_table() -> None:
         "| ❌ fail | ft f1-score no worse than base \\| margin 1 | question-answering | ft 82, base 84 |"
     )
     assert "-2 (90% CI -2.6 to -1.4)" in row and "0.0005 (Holm 0.001)" in row
-    assert lines[5].startswith("| ✅ pass | ft cost |") and "+" not in lines[5].split("|")[5]
+    assert lines[5].startswith(
+        "| ✅ pass | ft cost | question-answering | ft 1.2 (CI 1.1 to 1.3) | -3.8 from 5 |"
+    )
     assert "- on_fail → https://hooks.example/alert: delivered, 2 attempts, delivery d-1" in text
     assert all(line.count("|") - line.count("\\|") == 8 for line in lines[2:6])
 
