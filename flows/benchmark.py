@@ -17,6 +17,8 @@ from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
 from flows.gate import gate
+from flows.remote import evaluate_on_pool
+from tasks.history import record_history
 from tasks.report import aggregate, publish
 
 MAX_CONCURRENT_SUBFLOWS = 4  # SQLite-backed Prefect servers lock up beyond a handful (PREFECT-NOTES.md)
@@ -62,13 +64,15 @@ async def benchmark(
             decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
             report["gate"] = decision["decision"]
         await publish(report, decision["markdown"] if decision else None, target, store)
+        record_history(report, store)
     return {"benchmarkId": benchmark_id, "report": report, "exit_code": _exit_code(report, decision)}
 
 
 async def _evaluate(
     request: BenchmarkRequest, model_id: str, task_name: str, benchmark_id: str, store: Store
 ) -> dict[str, Any]:
-    return await evaluate(request.model_dump(mode="json"), model_id, task_name, benchmark_id, store.url)
+    run = evaluate_on_pool if request.execution == "work-pool" else evaluate
+    return await run(request.model_dump(mode="json"), model_id, task_name, benchmark_id, store.url)
 
 
 def _exit_code(report: dict[str, Any], decision: dict[str, Any] | None) -> int:

@@ -1,0 +1,77 @@
+"""`execution: work-pool`: each (model, evaluation task) runs as a flow run of a deployment on a work pool.
+
+A worker's flow run cannot hand its return value back (evaluate does not persist results, and the
+parent may not reach the worker's result storage), so the worker side writes the TaskResult into the
+shared store and the dispatching side reads it from there: the store stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from prefect import flow
+from prefect.context import TagsContext
+from prefect.deployments import arun_deployment
+
+from benchgate.evaluation import TaskResult
+from benchgate.request import parse_request
+from benchgate.store import Store
+from flows.evaluate import evaluate
+
+EVALUATE_DEPLOYMENT = "evaluate/work-pool"
+POLL_SECONDS = 1.0
+
+
+def evaluate_deployment() -> str:
+    return os.environ.get("BENCHGATE_EVALUATE_DEPLOYMENT", EVALUATE_DEPLOYMENT)
+
+
+def result_path(store: Store, benchmark_id: str, model_id: str, task_name: str) -> str:
+    model, task = model_id.replace("/", "%2F"), task_name.replace("/", "%2F")
+    return store.path("results", benchmark_id, f"model={model}", f"task={task}.json")
+
+
+@flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
+async def evaluate_on_worker(
+    request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
+) -> dict[str, Any]:
+    """The worker side: evaluate's body in this flow run, then its result into the store."""
+    result = await evaluate.fn(request, model_id, task_name, benchmark_id, store_url)
+    store = Store(store_url)
+    store.write_bytes(result_path(store, benchmark_id, model_id, task_name), json.dumps(result).encode())
+    return result
+
+
+async def evaluate_on_pool(
+    request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
+) -> dict[str, Any]:
+    """The dispatching side: run the deployment as a subflow, wait for it, read its result from the store."""
+    store = Store(store_url)
+    parameters = {
+        "request": request,
+        "model_id": model_id,
+        "task_name": task_name,
+        "benchmark_id": benchmark_id,
+        "store_url": store.root if store.is_local else store.url,  # a worker's working directory differs
+    }
+    run = await arun_deployment(
+        evaluate_deployment(),
+        parameters=parameters,
+        tags=sorted(TagsContext.get().current_tags),
+        poll_interval=POLL_SECONDS,
+        timeout=None,
+    )
+    path = result_path(store, benchmark_id, model_id, task_name)
+    if run.state is not None and run.state.is_completed() and store.exists(path):
+        return json.loads(store.read_bytes(path))
+    spec = parse_request(request).task(task_name)
+    state = run.state.name if run.state else "unknown"
+    return TaskResult(
+        model_id,
+        task_name,
+        spec.dataset or task_name,
+        "",
+        failure=f"work-pool flow run {run.name} ended {state}",
+    ).to_dict()
