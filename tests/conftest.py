@@ -13,8 +13,21 @@ import pytest
 from tests.support.prefect_server import PrefectServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared reference data; its absence fails the test (parity must never be skipped silently)."""
+    if not (SHARED_DATA / "SOURCES.md").is_file():
+        pytest.fail(
+            f"shared reference data not found at {SHARED_DATA} (expected ../shared/data beside the "
+            f"repository root {REPO_ROOT}); the parity tests need it — restore it, do not skip them",
+            pytrace=False,
+        )
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

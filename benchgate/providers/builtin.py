@@ -129,6 +129,8 @@ def sliding_window_answer(context: str, question: str) -> str:
     matched = [i for i, t in enumerate(tokens) if _bare(t) in question_words]
     anchor = matched[-1] if matched else 0
     span = [t for t in tokens[anchor + 1 :] if _bare(t) not in question_words]
+    while span and _bare(span[0]) in _STOPWORDS:
+        span.pop(0)
     answer = " ".join(span[:MAX_ANSWER_TOKENS]).strip(".,;:!?\"'() ")
     return answer or "unanswerable"
 
