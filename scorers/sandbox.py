@@ -1,16 +1,17 @@
 """Run model-written code (HumanEval-style programs) as hostile input, and decide pass/fail.
 
 Isolation (bubblewrap on PATH). Programs run in warm bwrap sandboxes ("workers"): each is its own user,
-PID, network, IPC, UTS and cgroup namespace (``--unshare-all``): no network at all (not even the host's
-127.0.0.1), a read-only view of the system's ``/usr`` (plus the interpreter's prefix) and nothing else of
-the host's files, no /proc, an empty size-capped tmpfs as ``/tmp``, an environment of PATH, LANG and
-HOME=/tmp only, ``--die-with-parent``. Inside, the trusted harness (scorers/_sandbox_harness.py) forks a
-fresh process per program, with an empty private working directory. After each program it SIGKILLs every
-other process of the sandbox (``kill(-1)`` until ESRCH; double-forked ``setsid`` daemons included) and
-checks that nothing was left in /tmp or /dev/shm; a worker that saw a timeout, a leftover process or
-file, or that died (a program may kill it), is discarded and the next program gets a new sandbox. A
-worker that dies mid-run is replaced and the program retried once. The worker is non-dumpable, so
-programs cannot ptrace it or read its memory or fds.
+PID, network, IPC, UTS and cgroup namespace (``--unshare-all``; nested user namespaces disabled): no
+network at all (not even the host's 127.0.0.1), a read-only view of the system's ``/usr`` (plus the
+interpreter's prefix) and nothing else of the host's files, no /proc, an empty size-capped tmpfs as
+``/tmp``, an environment of PATH, LANG and HOME=/tmp only, ``--die-with-parent``. Inside, the trusted
+harness (scorers/_sandbox_harness.py) forks a fresh process per program, with an empty private working
+directory. After each program it SIGKILLs every other process of the sandbox (``kill(-1)`` until ESRCH;
+double-forked ``setsid`` daemons included) and checks that nothing was left in /tmp or /dev/shm; a
+worker that saw a timeout, a leftover process or file, or that died (a program may kill it), is
+discarded and the next program gets a new sandbox. A worker that dies mid-run is replaced and the
+program retried once. The worker is non-dumpable, so programs cannot ptrace it or read its memory or
+fds.
 
 Limits. Each program's process lowers its own hard limits before compiling the program: CPU seconds,
 address space, file size, open files, core size, number of processes. Wall clock: ``timeout`` for the
@@ -207,7 +208,14 @@ def _world_executable(path: str) -> bool:
 
 
 def _bwrap_args(bwrap: str, interpreter: str) -> list[str]:
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
+    args = [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+    ]
     for d in _SYSTEM_DIRS:
         if os.path.islink(d):
             args += ["--symlink", os.readlink(d), d]
