@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from benchgate.errors import EXIT_OK, BenchgateError
+from benchgate.errors import EXIT_OK, BenchgateError, ConfigurationError
 from benchgate.request import BenchmarkRequest, load_request
 
 app = typer.Typer(
@@ -165,6 +165,114 @@ def server(
         sys.executable,
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
     )
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 unless you mean otherwise."),
+    port: int = typer.Option(8000, help="Port of the HTTP API."),
+    no_auth_local: bool = typer.Option(False, "--no-auth-local", help="Allow no token, on 127.0.0.1 only."),
+    deployment: str | None = typer.Option(
+        None, "--deployment", envvar="BENCHGATE_API_DEPLOYMENT", help="Run through this Prefect deployment."
+    ),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or URL)."
+    ),
+    processes: int = typer.Option(2, "--processes", help="Benchmarks run at once without a deployment."),
+) -> None:
+    """Serve the HTTP API (token from BENCHGATE_API_TOKEN)."""
+    import uvicorn
+
+    from benchgate.api import ApiSettings, check_bind, create_app
+
+    token = os.environ.get("BENCHGATE_API_TOKEN") or None
+    try:
+        check_bind(host, token, no_auth_local)
+        if deployment and not os.environ.get("PREFECT_API_URL"):
+            raise ConfigurationError(
+                "--deployment needs PREFECT_API_URL (the Prefect server its workers poll)"
+            )
+    except BenchgateError as error:
+        raise _fail(error) from None
+    _prepare_prefect()
+    settings = ApiSettings(token=token, store_url=store, deployment=deployment, processes=processes)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def submit(
+    request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
+    api_url: str = typer.Option(..., "--api", envvar="BENCHGATE_API_URL", help="e.g. http://127.0.0.1:8000"),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the report; exit as `benchgate run` would."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait with --wait."),
+) -> None:
+    """Submit a request to the HTTP API (token from BENCHGATE_API_TOKEN)."""
+    from benchgate.client import ApiClient, report_exit_code
+
+    client = ApiClient(api_url, os.environ.get("BENCHGATE_API_TOKEN") or None)
+    try:
+        benchmark_id = client.submit(load_request(request).model_dump(mode="json"))
+        typer.echo(f"submitted {benchmark_id}")
+        if not wait:
+            raise typer.Exit(EXIT_OK)
+        report = client.wait(benchmark_id, timeout=timeout)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    if report["status"] == "failed":
+        typer.echo(f"benchmark {benchmark_id} failed: {report.get('error', 'see its report')}", err=True)
+    else:
+        print_summary(report, report_exit_code(report))
+    raise typer.Exit(report_exit_code(report))
+
+
+@app.command()
+def history(
+    task: str | None = typer.Option(None, "--task", help="Only this evaluation task."),
+    metric: str | None = typer.Option(None, "--metric", help="Only this metric."),
+    name: str | None = typer.Option(None, "--name", help="Only benchmarks of this name."),
+    last: int = typer.Option(10, "--last", help="Runs shown per model and metric."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or URL)."
+    ),
+) -> None:
+    """Each model's metrics over time, with the change since the previous run (drops flagged)."""
+    from benchgate.history import read_history, trend
+    from benchgate.store import Store
+
+    rows = trend(read_history(Store(store), task=task, metric=metric, name=name), last=last)
+    if not rows:
+        typer.echo("no history recorded yet")
+        return
+    for row in rows:
+        change = "" if row.change is None else f"{row.change:+.4g}"
+        flag = "  DROP" if row.dropped else ""
+        typer.echo(
+            f"{row.task:<20} {row.model:<16} {row.metric:<12} {row.completed_at}  {row.benchmark_id}  "
+            f"{row.value:>8.4g} {change:>9}{flag}"
+        )
+
+
+@app.command()
+def release(
+    model_id: str = typer.Argument(..., help="The released model's id (the event resource is model.<id>)."),
+    provider: str = typer.Option(
+        ..., "--provider", help="openai | anthropic | gemini | openai-compatible | builtin"
+    ),
+    model: str | None = typer.Option(None, "--model", help="The provider's model name (default: the id)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="Endpoint, for openai-compatible servers."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Env var holding the key, on the worker."
+    ),
+) -> None:
+    """Emit `model.released` to the Prefect API: the on-model-release deployment gates the model."""
+    _prepare_prefect()
+    from benchgate.release import EVENT, emit_release, release_payload
+
+    payload = release_payload(model_id, provider, model, base_url, api_key_env)
+    event_id = asyncio.run(emit_release(payload))
+    typer.echo(f"emitted {EVENT} for model.{model_id} ({event_id}): {json.dumps(payload)}")
 
 
 def main() -> None:

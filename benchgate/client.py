@@ -1,0 +1,84 @@
+"""Client of the HTTP API: submit a request, wait for its report, exit as `benchgate run` would."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from benchgate.errors import (
+    EXIT_GATE_FAILED,
+    EXIT_INCONCLUSIVE,
+    EXIT_INVALID,
+    EXIT_OK,
+    BenchgateError,
+    ConfigurationError,
+    RequestError,
+)
+
+FINAL = ("completed", "failed")
+
+
+class ApiUnavailable(BenchgateError):
+    """The API could not be reached or failed on its side: nothing is known about the models."""
+
+    exit_code = EXIT_INCONCLUSIVE
+
+
+def report_exit_code(report: dict[str, Any]) -> int:
+    """The exit code `benchgate run` gives the same report (DESIGN.md §6)."""
+    if report["status"] == "failed":
+        return EXIT_INVALID
+    gate = report.get("gate")
+    if gate:
+        if gate["decision"] == "fail":
+            return EXIT_GATE_FAILED
+        if gate["decision"] == "inconclusive":
+            return EXIT_INCONCLUSIVE
+        undelivered = any(d.get("required") and not d.get("ok") for d in gate.get("deliveries", []))
+        return EXIT_INCONCLUSIVE if undelivered else EXIT_OK
+    details = report.get("details", {})
+    inconclusive = any(d.get("inconclusive") for task in details.values() for d in task.values())
+    return EXIT_INCONCLUSIVE if inconclusive else EXIT_OK
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise ApiUnavailable(f"cannot reach the benchgate API at {self.http.base_url}: {error}") from None
+        if response.status_code == 401:
+            raise ConfigurationError(
+                "the API refused the token (set BENCHGATE_API_TOKEN to the server's token)"
+            )
+        if response.status_code == 422:
+            body = response.json()
+            raise RequestError(body.get("problems") or [str(body.get("detail"))], "API")
+        if response.status_code >= 400:
+            raise ApiUnavailable(f"API answered {response.status_code}: {response.text[:500]}")
+        return response.json()
+
+    def submit(self, request: dict[str, Any]) -> str:
+        return self._call("POST", "/v1/benchmarks", json=request)["benchmarkId"]
+
+    def report(self, benchmark_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/benchmarks/{benchmark_id}")
+
+    def wait(self, benchmark_id: str, timeout: float = 3600.0, poll: float = 1.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.report(benchmark_id)
+            if report["status"] in FINAL:
+                return report
+            if time.monotonic() > deadline:
+                raise ApiUnavailable(f"{benchmark_id} still {report['status']} after {timeout:.0f} s")
+            time.sleep(poll)
