@@ -35,13 +35,9 @@ def prepare_examples(store: Store, task: EvalTask) -> ExamplesInfo:
     shard_size = spec.shard_size or DEFAULT_SHARD_SIZE
     material = {"spec": spec.model_dump(mode="json"), "revision": loaded.revision, "format": EXAMPLES_FORMAT}
     key = f"{spec.task}-{digest(material)}"
-    if store.exists(store.examples_path(key)):
-        n_examples = None
-    else:
-        n_examples = store.write_examples(key, loaded.examples, shard_size)
-    n_shards = store.example_shard_count(key)
-    if n_examples is None:
-        n_examples = sum(len(store.read_example_shard(key, i)) for i in range(n_shards)) if n_shards else 0
+    if not store.exists(store.examples_path(key)):
+        store.write_examples(key, loaded.examples, shard_size)
+    n_examples, n_shards = store.example_counts(key)
     return ExamplesInfo(key, loaded.name, loaded.revision, n_examples, n_shards)
 
 

@@ -110,9 +110,11 @@ class Store:
         self.fs.mv(temporary, path)
         return count
 
-    def example_shard_count(self, examples_digest: str) -> int:
+    def example_counts(self, examples_digest: str) -> tuple[int, int]:
+        """(examples, shards) from the Parquet footer, without reading the rows."""
         with self.fs.open(self.examples_path(examples_digest), "rb") as handle:
-            return pq.ParquetFile(handle).num_row_groups
+            metadata = pq.ParquetFile(handle).metadata
+            return metadata.num_rows, metadata.num_row_groups
 
     def read_example_shard(self, examples_digest: str, shard: int) -> list[Example]:
         with self.fs.open(self.examples_path(examples_digest), "rb") as handle:
