@@ -275,6 +275,37 @@ def release(
     typer.echo(f"emitted {EVENT} for model.{model_id} ({event_id}): {json.dumps(payload)}")
 
 
+@app.command()
+def tasks() -> None:
+    """List the built-in evaluation tasks and the metrics a custom task can use."""
+    from benchgate.preview import render_catalog
+
+    typer.echo(render_catalog())
+
+
+@app.command()
+def preview(
+    request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
+    task: str | None = typer.Option(None, "--task", help="Evaluation task to show (default: every task)."),
+    n: int = typer.Option(3, "-n", min=1, help="How many items to render per task."),
+) -> None:
+    """Render the first prompts and targets of a request's tasks, without calling any model."""
+    from benchgate.errors import RequestError
+    from benchgate.preview import first_examples, render_examples
+
+    try:
+        parsed = load_request(request)
+        names = [t.task for t in parsed.tasks]
+        if task is not None and task not in names:
+            raise RequestError([f"--task: unknown evaluation task {task!r} (tasks: {', '.join(names)})"])
+        for spec in parsed.tasks:
+            if task is None or spec.task == task:
+                dataset, examples = first_examples(spec, n)
+                typer.echo(render_examples(spec.task, dataset, examples))
+    except BenchgateError as error:
+        raise _fail(error) from None
+
+
 def main() -> None:
     app()
 

@@ -61,8 +61,24 @@ class ModelSpec(StrictModel):
         return value
 
 
+class FewShot(StrictModel):
+    """Few-shot examples for a custom task, taken deterministically (seeded by the task's `seed`).
+
+    Without `path`, `n` rows come from the dataset itself and are left out of the evaluation; with
+    `path` (a second file), its first `n` rows, or all of them.
+    """
+
+    path: str | None = None
+    n: PositiveInt | None = None
+
+
 class TaskSpec(StrictModel):
-    """An evaluation task: a built-in one by name, or a custom one (template + metrics)."""
+    """An evaluation task: a built-in one by name, or a custom one (template + metrics).
+
+    The custom-task settings (docs/custom-tasks.md): `metrics` items are names or {name: {options}};
+    `choices` and `tests` name the fields choice-accuracy and pass@k read; `postprocess` lists the
+    steps turning a reply into a prediction.
+    """
 
     task: str = Field(pattern=_ID_PATTERN)
     dataset: str | None = None
@@ -76,9 +92,13 @@ class TaskSpec(StrictModel):
     prompt: str | None = None
     system: str | None = None
     target: str | None = None
-    metrics: list[str] | None = None
+    metrics: list[str | dict[str, dict[str, Any]]] | None = None
     id_field: str | None = None
     shard_size: PositiveInt | None = None
+    examples: FewShot | None = None
+    choices: str | None = None
+    tests: str | None = None
+    postprocess: list[str | dict[str, str]] | None = None
 
 
 class BenchmarkRequest(StrictModel):
@@ -237,10 +257,11 @@ def resolve_relative_paths(data: Any, base: Path) -> Any:
         for task in data["tasks"]:
             if not isinstance(task, dict):
                 continue
-            for key in ("path", "dataset"):
-                value = task.get(key)
+            shots = task.get("examples")
+            for holder, key in ((task, "path"), (task, "dataset"), (shots, "path")):
+                value = holder.get(key) if isinstance(holder, dict) else None
                 if isinstance(value, str) and _is_local_relative(value) and (base / value).exists():
-                    task[key] = str((base / value).resolve())
+                    holder[key] = str((base / value).resolve())
     return data
 
 

@@ -25,7 +25,9 @@ def make_task(spec: TaskSpec, *, require_isolation: bool = False) -> EvalTask:
         return task
     from benchgate.evaltasks.custom import CustomTask
 
-    return CustomTask(spec)
+    custom = CustomTask(spec)
+    custom.require_isolation = require_isolation  # pass@k runs model-written code too
+    return custom
 
 
 def task_problems(spec: TaskSpec) -> list[str]:

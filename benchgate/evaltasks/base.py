@@ -25,6 +25,16 @@ class MetricInfo:
     higher_is_better: bool = True
 
 
+def registry_metric(name: str) -> MetricInfo:
+    """A report metric as the shared registry (scorers.metrics) defines it; 'pass@10' is pass@k."""
+    from scorers.metrics import lookup  # here: the registry imports rouge-score and the sandbox
+
+    metric = lookup(name)
+    if metric is None:
+        raise KeyError(f"{name!r} is not in the metric registry")
+    return MetricInfo(name, metric.kind, metric.scale, metric.higher_is_better)
+
+
 @dataclass(frozen=True)
 class LoadedDataset:
     """Examples streamed from a dataset, with the revision that goes into cache keys and the report."""

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 
 from benchgate.datasets.humaneval import read_humaneval
-from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo
+from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
 from benchgate.evaltasks.files import file_revision
 from benchgate.examples import Example
 from benchgate.sampling import seeded_sample
@@ -45,7 +45,7 @@ class CodeGeneration(EvalTask):
         return self.spec.k or default_ks(self.spec.samples)
 
     def metrics(self) -> list[MetricInfo]:
-        return [MetricInfo(f"pass@{k}", "pass@k", "percent") for k in self.ks()]
+        return [registry_metric(f"pass@{k}") for k in self.ks()]
 
     def problems(self) -> list[str]:
         problems = []

@@ -9,7 +9,7 @@ import pandas as pd
 
 from benchgate.datasets.hub import load_hub_rows
 from benchgate.datasets.squad import SquadItem, read_squad
-from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo
+from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
 from benchgate.evaltasks.files import file_revision
 from benchgate.examples import Example
 from benchgate.sampling import seeded_sample
@@ -42,10 +42,7 @@ class QuestionAnswering(EvalTask):
         return self.spec.dataset or "squad-v2"
 
     def metrics(self) -> list[MetricInfo]:
-        return [
-            MetricInfo("exact-match", "binary", "percent"),
-            MetricInfo("f1-score", "continuous", "percent"),
-        ]
+        return [registry_metric("exact-match"), registry_metric("f1-score")]
 
     def problems(self) -> list[str]:
         if self.dataset_name != "squad-v2":

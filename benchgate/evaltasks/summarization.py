@@ -8,7 +8,7 @@ import pandas as pd
 
 from benchgate.datasets.cnn_dailymail import read_cnn_dailymail
 from benchgate.datasets.hub import load_hub_rows
-from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo
+from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
 from benchgate.evaltasks.files import file_revision
 from benchgate.examples import Example
 from benchgate.sampling import seeded_sample
@@ -28,7 +28,7 @@ class TextSummarization(EvalTask):
         return self.spec.dataset or "cnn-dailymail"
 
     def metrics(self) -> list[MetricInfo]:
-        return [MetricInfo(name, "continuous", "fraction") for name in ("rouge-1", "rouge-2", "rouge-l")]
+        return [registry_metric(name) for name in ("rouge-1", "rouge-2", "rouge-l")]
 
     def problems(self) -> list[str]:
         if self.dataset_name != "cnn-dailymail":

@@ -1,0 +1,148 @@
+"""Peak memory of a full-size benchmark: CNN/DailyMail test (11,490 articles) x 3 builtin models.
+
+Runs `benchgate run` in a subprocess (its own store and PREFECT_HOME, ephemeral Prefect server) and
+samples the resident set size of the whole process tree (the CLI and every child: Prefect's server,
+ROUGE workers) every 50 ms. The budget is 1.5 GB. The peer measured in the same run is the same
+pipeline on a small seeded subset (`--peer-limit`, 200 articles by default): with examples and
+generations streamed per shard, the full run's peak should stay close to it, so the ratio
+full / peer is what shows memory growing with dataset size.
+
+Run from the repository root: .venv/bin/python bench/memory.py [--data FILE] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cnn_dailymail" / "test.jsonl"
+BUDGET_BYTES = 1536 * 1024 * 1024
+MODELS = ("reference", "baseline", "lead-3")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    peak_bytes: int
+    peak_processes: int
+    wall_seconds: float
+    exit_code: int
+    output: str
+
+
+def tree_rss(root: psutil.Process) -> tuple[int, int]:
+    """Resident bytes of a process and all its descendants (processes that vanish mid-sample count 0)."""
+    total, count = 0, 0
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0, 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+            count += 1
+        except psutil.NoSuchProcess:
+            continue
+    return total, count
+
+
+def write_request(directory: Path, data: Path, limit: int | None) -> Path:
+    task: dict[str, object] = {"task": "text-summarization", "dataset": "cnn-dailymail", "path": str(data)}
+    if limit:
+        task["limit"] = limit
+    request = {
+        "name": f"memory · cnn-dailymail x {len(MODELS)} models",
+        "models": [{"id": m, "provider": "builtin", "model": m} for m in MODELS],
+        "tasks": [task],
+    }
+    path = directory / "request.json"
+    path.write_text(json.dumps(request))
+    return path
+
+
+def measure(data: Path, limit: int | None, interval: float) -> Measurement:
+    with tempfile.TemporaryDirectory(prefix="benchgate-memory-") as tmp:
+        directory = Path(tmp)
+        request = write_request(directory, data, limit)
+        env = {
+            **os.environ,
+            "BENCHGATE_STORE": str(directory / "store"),
+            "PREFECT_HOME": str(directory / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "HF_HUB_OFFLINE": "1",
+        }
+        env.pop("PREFECT_API_URL", None)
+        command = [
+            sys.executable,
+            "-m",
+            "benchgate.cli",
+            "run",
+            str(request),
+            "--out",
+            str(directory / "out"),
+        ]
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        root = psutil.Process(child.pid)
+        peak, peak_processes = 0, 0
+        while child.poll() is None:
+            rss, count = tree_rss(root)
+            if rss > peak:
+                peak, peak_processes = rss, count
+            time.sleep(interval)
+        wall = time.perf_counter() - started
+        output = child.stdout.read().decode(errors="replace") if child.stdout else ""
+        return Measurement(peak, peak_processes, wall, child.returncode, output)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CNN/DailyMail test split (JSONL).")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="Seeded subset for the main run (default: all)."
+    )
+    parser.add_argument("--peer-limit", type=int, default=200, help="Subset for the peer run; 0 skips it.")
+    parser.add_argument("--interval", type=float, default=0.05, help="Seconds between RSS samples.")
+    args = parser.parse_args()
+    if not args.data.is_file():
+        print(f"dataset not found: {args.data}", file=sys.stderr)
+        return 2
+    runs = [("full" if args.limit is None else f"limit {args.limit}", args.limit)]
+    if args.peer_limit:
+        runs.append((f"peer (limit {args.peer_limit})", args.peer_limit))
+    results = {}
+    for label, limit in runs:
+        result = measure(args.data, limit, args.interval)
+        results[label] = result
+        print(
+            f"{label:<20} peak RSS {result.peak_bytes / 2**20:8.1f} MiB "
+            f"({result.peak_processes} processes)  wall {result.wall_seconds:7.1f} s  exit {result.exit_code}"
+        )
+        if result.exit_code != 0:
+            print(result.output[-4000:], file=sys.stderr)
+    main_run = results[runs[0][0]]
+    print(
+        f"budget {BUDGET_BYTES / 2**20:.0f} MiB: peak is {main_run.peak_bytes / BUDGET_BYTES:.2f} x budget"
+        + (
+            f"; full / peer = {main_run.peak_bytes / results[runs[1][0]].peak_bytes:.2f}"
+            if len(runs) > 1 and results[runs[1][0]].peak_bytes
+            else ""
+        )
+    )
+    ok = main_run.exit_code == 0 and main_run.peak_bytes <= BUDGET_BYTES
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
