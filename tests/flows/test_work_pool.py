@@ -1,0 +1,137 @@
+"""`execution: work-pool`: two real workers on one pool run the subflows; the report equals local mode's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, cli_env, run_cli
+from tests.support.prefect_server import PrefectServer
+from tests.support.prefect_workers import Worker, ensure_pool, prefect_cli
+
+pytestmark = pytest.mark.slow
+
+POOL = "benchgate-test-fanout"
+DEPLOYMENT = "evaluate/fanout-test"
+DATA = REPO_ROOT / "benchgate" / "data"
+
+
+def request(execution: str) -> dict[str, Any]:
+    return {
+        "name": "Fan-out",
+        "execution": execution,
+        "models": [
+            {"id": "reference", "provider": "builtin", "model": "reference"},
+            {"id": "baseline", "provider": "builtin", "model": "baseline"},
+        ],
+        "tasks": [
+            {
+                "task": "text-summarization",
+                "dataset": "cnn-dailymail",
+                "path": str(DATA / "cnn_dailymail_sample.jsonl"),
+                "limit": 8,
+            },
+            {
+                "task": "question-answering",
+                "dataset": "squad-v2",
+                "path": str(DATA / "squad_v2_sample.json"),
+                "limit": 12,
+            },
+        ],
+        "gate": {
+            "baseline": "baseline",
+            "rules": [
+                {
+                    "model": "reference",
+                    "task": "question-answering",
+                    "metric": "f1-score",
+                    "no_worse_than": "baseline",
+                }
+            ],
+        },
+    }
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """What must not depend on where the subflows ran: metrics, intervals, counts, the gate's verdicts."""
+    details = {
+        task: {
+            model: {k: d[k] for k in ("n", "n_items", "n_errors", "metrics", "dataset_revision")}
+            for model, d in models.items()
+        }
+        for task, models in report["details"].items()
+    }
+    return {
+        "status": report["status"],
+        "report": report["report"],
+        "details": details,
+        "decision": report["gate"]["decision"],
+        "rules": report["gate"]["rules"],
+    }
+
+
+async def runs_of(server: PrefectServer, deployment_name: str) -> list[Any]:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    async with PrefectClient(server.api_url) as client:
+        deployment = await client.read_deployment_by_name(deployment_name)
+        return await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        )
+
+
+def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    shared_store = tmp_path / "shared-store"
+    ensure_pool(prefect_server, POOL)
+    prefect_cli(
+        prefect_server,
+        "deploy",
+        "flows/remote.py:evaluate_on_worker",
+        "--name",
+        DEPLOYMENT.split("/")[1],
+        "--pool",
+        POOL,
+    )
+    workers = [
+        Worker(prefect_server, POOL, f"fanout-{i}", shared_store, 1, tmp_path / f"worker-{i}.log")
+        for i in (1, 2)
+    ]
+    try:
+        for execution in ("work-pool", "local"):
+            path = tmp_path / f"{execution}.yaml"
+            path.write_text(yaml.safe_dump(request(execution)))
+            store = shared_store if execution == "work-pool" else tmp_path / "local-store"
+            env = cli_env(prefect_server, store, BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT)
+            started = time.monotonic()
+            result = run_cli(["run", str(path), "--out", str(tmp_path / execution)], env, timeout=300)
+            print(f"{execution}: benchmark took {time.monotonic() - started:.1f} s")
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        runs = asyncio.run(runs_of(prefect_server, DEPLOYMENT))
+    finally:
+        for worker in workers:
+            worker.stop()
+    logs = "\n".join(w.log.read_text(errors="replace")[-2000:] for w in workers)
+    assert len(runs) == 4, logs
+    assert all(run.state.is_completed() for run in runs), [run.state for run in runs]
+    assert sorted(run.name for run in runs) == sorted(
+        f"evaluate · {m} · {t}"
+        for m in ("reference", "baseline")
+        for t in ("text-summarization", "question-answering")
+    )
+    ran_on = {run.labels.get("prefect.worker.name") for run in runs}
+    assert ran_on == {"fanout-1", "fanout-2"}, ran_on
+    assert all("benchmark:Fan-out" in run.tags for run in runs)
+    remote = json.loads((tmp_path / "work-pool" / "report.json").read_text())
+    local = json.loads((tmp_path / "local" / "report.json").read_text())
+    assert remote["benchmarkId"] != local["benchmarkId"]
+    assert comparable(remote) == comparable(local)
+    assert remote["gate"]["decision"] == "pass"

@@ -1,0 +1,96 @@
+"""Work pools, `prefect deploy` and `prefect worker` processes against a test server, stopped firmly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tests.support.prefect_server import PrefectServer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def prefect_cli(server: PrefectServer, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", *args],
+        env={**os.environ, **server.env()},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (
+        f"prefect {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+def ensure_pool(server: PrefectServer, pool: str) -> None:
+    prefect_cli(server, "work-pool", "create", pool, "--type", "process", "--overwrite")
+
+
+class Worker:
+    """`prefect worker start` in its own process group; it polls every second instead of every ten."""
+
+    def __init__(
+        self, server: PrefectServer, pool: str, name: str, store: Path, limit: int, log: Path
+    ) -> None:
+        env = {
+            **os.environ,
+            **server.env(),
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "BENCHGATE_STORE": str(store),
+            "PREFECT_LOGGING_LEVEL": "INFO",
+        }
+        self.name = name
+        self.log = log
+        with log.open("wb") as handle:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    pool,
+                    "--name",
+                    name,
+                    "--limit",
+                    str(limit),
+                ],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        """One SIGTERM is not enough for a worker (PREFECT-NOTES.md): TERM the group, then KILL it."""
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, sig)
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                return
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, poll: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
