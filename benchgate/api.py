@@ -94,24 +94,23 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _too_large(self.limit)(scope, receive, send)
             return
-        received = 0
+        received, refused = 0, False
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
-                raise _BodyTooLarge
+            if received > self.limit and not refused:
+                refused = True  # answer now; the app sees a disconnect and whatever it sends is dropped
+                await _too_large(self.limit)(scope, receive, send)
+                return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(self.limit)(scope, receive, send)
+        async def guarded(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, limited, guarded)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -128,7 +127,6 @@ def create_app(settings: ApiSettings, runner: Runner | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runner is not None:
-            app.state.runner = runner
             yield
         elif settings.deployment:
             app.state.runner = DeploymentRunner(settings.deployment)
@@ -140,6 +138,7 @@ def create_app(settings: ApiSettings, runner: Runner | None = None) -> FastAPI:
                 yield
 
     app = FastAPI(title="benchgate", version="1", lifespan=lifespan)
+    app.state.runner = runner  # set here too: ASGI test clients may skip the lifespan
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
