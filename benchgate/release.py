@@ -68,7 +68,7 @@ def release_request(template: dict[str, Any], payload: dict[str, Any]) -> Benchm
     data["models"].append({k: v for k, v in payload.items() if v is not None})
     data["name"] = f"{data.get('name', 'Release')} · {candidate_id}"
     data["tags"] = [*data.get("tags", []), "release", f"candidate:{candidate_id}"]
-    gate = data.setdefault("gate", {})
+    gate = data["gate"] = data.get("gate") or {}
     gate.setdefault("baseline", production_id)
     if not gate.get("rules"):
         gate["rules"] = _default_rules(data)
