@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,18 +21,16 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 EXAMPLE = Example("e", [{"role": "user", "content": "hi"}], [])
 
 
-async def test_sustains_128_keep_alive_connections_at_100ms():
+async def test_serves_128_concurrent_keep_alive_connections():
+    """Structure only; throughput under load is bench/throughput.py's job (timing here would flake)."""
     spec = ModelSpec(id="chat-server-128", provider="openai-compatible", base_url="http://127.0.0.1:1/v1")
     async with ChatServer(latency=0.1, record=False) as server:
         spec = spec.model_copy(update={"base_url": server.url + "/v1", "concurrency": 128})
         provider = provider_class("openai-compatible")(spec, None)
-        started = time.monotonic()
         await asyncio.gather(*(provider.complete(EXAMPLE, i) for i in range(512)))
-        elapsed = time.monotonic() - started
         await provider.aclose()
     assert server.count == 512
     assert server.max_in_flight == 128 and server.connections_opened == 128
-    assert elapsed < 0.4 * 2.5  # 4 waves of 100 ms, with room for a loaded machine
 
 
 def test_faults_by_rate_and_control_endpoints():
