@@ -259,3 +259,18 @@ def _release_template() -> dict[str, Any]:
     from benchgate.release import load_template
 
     return load_template(REPO_ROOT / "deployments" / "requests" / "release-template.yaml")
+
+
+def test_serve_builds_the_same_deployments_as_prefect_yaml() -> None:
+    from deployments.serve import runner_deployments
+
+    built = {f"{d.flow_name}/{d.name}": d for d in runner_deployments()}
+    assert set(built) == {
+        "benchmark/nightly",
+        "benchmark/on-model-release",
+        "benchmark/on-demand",
+        "evaluate/work-pool",
+    }
+    assert [s.schedule.cron for s in built["benchmark/nightly"].schedules] == ["0 2 * * *"]
+    (trigger,) = built["benchmark/on-model-release"].triggers
+    assert trigger.expect == {"model.released"} and trigger.parameters["model"] == "{{ event.payload }}"
