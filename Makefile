@@ -44,6 +44,14 @@ test: dev system-deps lint
 server: install
 	$(BIN)/benchgate server
 
+# With `make server` running: the pool, prefect.yaml's deployments, then a worker (Ctrl-C stops it).
+POOL ?= benchgate
+deploy: export PREFECT_API_URL ?= http://127.0.0.1:4200/api
+deploy: install
+	$(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 || $(BIN)/prefect work-pool create $(POOL) --type process
+	$(BIN)/prefect --no-prompt deploy --all
+	$(BIN)/prefect worker start --pool $(POOL) --limit 4
+
 bench: dev
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
