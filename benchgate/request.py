@@ -92,13 +92,13 @@ class TaskSpec(StrictModel):
     prompt: str | None = None
     system: str | None = None
     target: str | None = None
-    metrics: list[str | dict[str, dict[str, Any]]] | None = None
+    metrics: list[str | dict[str, Any]] | None = None
     id_field: str | None = None
     shard_size: PositiveInt | None = None
     examples: FewShot | None = None
     choices: str | None = None
     tests: str | None = None
-    postprocess: list[str | dict[str, str]] | None = None
+    postprocess: list[str | dict[str, Any]] | None = None
 
 
 class BenchmarkRequest(StrictModel):

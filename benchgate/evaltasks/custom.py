@@ -113,9 +113,9 @@ class CustomTask(EvalTask):
         for entry in self.spec.metrics or []:
             if isinstance(entry, str):
                 settings.append((entry, {}))
-            elif len(entry) == 1:
+            elif len(entry) == 1 and isinstance(next(iter(entry.values())), dict):
                 name, options = next(iter(entry.items()))
-                settings.append((name, dict(options)))
+                settings.append((name, options))
         return settings
 
     def ks(self) -> list[int]:
@@ -196,6 +196,11 @@ class CustomTask(EvalTask):
                 problems.append(f"metrics[{i}]: expected a metric name or {{name: {{options}}}}, got {entry}")
                 continue
             name, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+            if not isinstance(options, dict):
+                problems.append(
+                    f"metrics[{i}]: options of {name} must be a mapping, e.g. {{{name}: {{...}}}}"
+                )
+                continue
             if name not in registry.METRICS:
                 hint = " (write pass@k; k and samples set which pass@N)" if name.startswith("pass@") else ""
                 problems.append(
@@ -235,7 +240,7 @@ class CustomTask(EvalTask):
             bad = next((r for r in rows if isinstance(r, BadRow)), None)
             detail = f" ({bad.where}: {bad.message})" if bad else ""
             return [f"{where}: no rows in {self.table.location}{detail}"]
-        fields = sorted(good[0])
+        fields = sorted(set().union(*good))  # optional fields may be absent from the first row
         problems = self._field_problems(fields)
         if problems:
             return problems
@@ -244,7 +249,7 @@ class CustomTask(EvalTask):
         return problems
 
     def _field_problems(self, fields: list[str]) -> list[str]:
-        """Names the templates and settings use that the dataset's first row does not have."""
+        """Names the templates and settings use that none of the first rows has."""
         known = ", ".join(fields)
         problems = []
         for field, template_source in self._template_sources().items():
@@ -345,16 +350,12 @@ class CustomTask(EvalTask):
 
     def _item(self, row: Row, shots: list[dict[str, str]]) -> _Item:
         spec = self.spec
+        example_id, id_problem = row_id(row), None
         if spec.id_field:
             try:
                 example_id = _as_text(_lookup(row, spec.id_field))
             except KeyError:
-                example_id = row_id(row)
-                return _Item(
-                    example_id, None, ItemProblem("id_field", f"no field {spec.id_field!r} in this row")
-                )
-        else:
-            example_id = row_id(row)
+                id_problem = ItemProblem("id_field", f"no field {spec.id_field!r} in this row")
         try:
             messages = [{"role": "system", "content": self._render("system", row)}] if spec.system else []
             messages += [*shots, {"role": "user", "content": self._render("prompt", row)}]
@@ -362,6 +363,8 @@ class CustomTask(EvalTask):
             return _Item(example_id, None, problem)
         fields: dict[str, Any] = {}
         try:
+            if id_problem:
+                raise id_problem
             references, choices = self._references(row)
             if choices is not None:
                 fields["choices"] = choices
@@ -536,7 +539,7 @@ def _step_problems(step: Any) -> list[str]:
             if step in POSTPROCESS_STEPS
             else [f"unknown step {step!r} (steps: {', '.join(POSTPROCESS_STEPS)}, {{regex: <pattern>}})"]
         )
-    if set(step) != {"regex"}:
+    if set(step) != {"regex"} or not isinstance(step["regex"], str):
         return [f"expected one of {', '.join(POSTPROCESS_STEPS)} or {{regex: <pattern>}}, got {step}"]
     try:
         re.compile(step["regex"])

@@ -453,6 +453,16 @@ def test_a_valid_custom_task_validates(tmp_path: Path) -> None:
             "tasks[0].samples: more than one sample per item is only used by pass@k metrics",
         ),
         ({"postprocess": ["trim"]}, ROWS, "tasks[0].postprocess[0]: unknown step 'trim'"),
+        (
+            {"metrics": [{"regex-match": "x"}]},
+            ROWS,
+            "tasks[0].metrics[0]: options of regex-match must be a mapping",
+        ),
+        (
+            {"prompt": "{% if hint is defined %}{{ hint }} {% endif %}{{ question }}"},
+            [ROWS[0], {**ROWS[1], "hint": "Europe"}],
+            None,
+        ),
         ({"postprocess": [{"regex": "("}]}, ROWS, "tasks[0].postprocess[0]: regex '(' is not a valid"),
         ({"examples": {}}, ROWS, "tasks[0].examples.n: how many few-shot rows"),
         (
