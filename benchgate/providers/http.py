@@ -6,7 +6,8 @@ becomes a Completion; everything that decides whether an item costs one call or 
 - Retries: 429, 408/409/425, 5xx (529 included), timeouts and connection errors (refused, reset,
   a keep-alive connection dropped by the server) are retried with exponential backoff and full
   jitter, or after exactly `Retry-After` when the server sends one, within `spec.max_attempts`
-  and `spec.retry_budget_seconds` per item. The concurrency slot is released while waiting.
+  and `spec.retry_budget_seconds` per item. The concurrency slot is released while waiting, and
+  a retry then goes to the head of the queue for a slot.
 - Other 4xx are the item's own failure (ProviderError, not transient), except 401/403/404, which
   say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
   the same provider instance fails immediately with it (no request is sent).
@@ -199,12 +200,13 @@ class HttpProvider(Provider):
 
     async def _send(self, url: str, content: bytes, estimate: float) -> Completion:
         spec = self.spec
-        started = time.monotonic()
-        deadline = started + spec.retry_budget_seconds
+        started = 0.0
         attempt = 0
         while True:
             attempt += 1
-            await self._limiter.acquire()
+            await self._limiter.acquire(first=attempt > 1)
+            if attempt == 1:  # the budget is for retrying, not for queueing behind other items
+                started = time.monotonic()
             try:
                 if self._config_error is not None:  # opened while this item waited for a slot
                     raise self._config_error
@@ -214,7 +216,7 @@ class HttpProvider(Provider):
                 self._limiter.release()
             if isinstance(outcome, Completion):
                 return outcome
-            remaining = deadline - time.monotonic()
+            remaining = started + spec.retry_budget_seconds - time.monotonic()
             if attempt >= spec.max_attempts or remaining <= 0:
                 elapsed = time.monotonic() - started
                 raise ProviderError(

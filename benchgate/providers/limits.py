@@ -37,15 +37,23 @@ class ModelLimiter:
         self._next_request_at = 0.0
         self._next_tokens_at = 0.0
 
-    async def acquire(self) -> None:
-        """Take a concurrency slot, waiting in FIFO order across loops and threads."""
+    async def acquire(self, *, first: bool = False) -> None:
+        """Take a concurrency slot, waiting in FIFO order across loops and threads.
+
+        `first` puts a retry at the head of the queue: an item that already waited its turn (and
+        its backoff) should not queue again behind every item submitted since, which would hold
+        up whatever waits for it (a shard, a report).
+        """
         with self._lock:
             if self._free > 0 and not self._waiters:
                 self._free -= 1
                 return
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((loop, future))
+            if first:
+                self._waiters.appendleft((loop, future))
+            else:
+                self._waiters.append((loop, future))
         try:
             await future
         except asyncio.CancelledError:

@@ -70,6 +70,25 @@ async def test_cancelled_waiters_do_not_leak_slots():
     await asyncio.wait_for(limiter.acquire(), timeout=1)
 
 
+async def test_retries_go_to_the_head_of_the_queue():
+    limiter = ModelLimiter(concurrency=1)
+    await limiter.acquire()
+    order: list[str] = []
+
+    async def take(name: str, first: bool) -> None:
+        await limiter.acquire(first=first)
+        order.append(name)
+        limiter.release()
+
+    waiting = [asyncio.create_task(take(f"new-{i}", False)) for i in range(3)]
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(take("retry", True)))
+    await asyncio.sleep(0)
+    limiter.release()
+    await asyncio.gather(*waiting)
+    assert order == ["retry", "new-0", "new-1", "new-2"]
+
+
 def test_requests_per_minute_are_spaced_not_burst():
     limiter = ModelLimiter(concurrency=100, requests_per_minute=120)  # one every 0.5 s
     delays = [limiter.reserve(0) for _ in range(4)]

@@ -336,6 +336,15 @@ async def test_retry_after_is_capped_by_the_remaining_budget(server, make):
     assert server.count == 2  # one capped wait, one last attempt
 
 
+async def test_retry_budget_does_not_count_queueing_for_the_first_slot(server, make):
+    provider = make(server, concurrency=1, retry_budget_seconds=0.3)
+    server.enqueue(Reply(delay=0.6), Reply(status=500))
+    first = asyncio.create_task(provider.complete(example(1), 0))
+    await asyncio.sleep(0.05)
+    assert (await provider.complete(example(2), 0)).text == "echo: question 2"  # queued 0.6 s, then retried
+    await first
+
+
 async def test_waiting_for_a_retry_does_not_hold_the_slot(server, make):
     provider = make(server, concurrency=1)
     server.enqueue(Reply(status=429, headers={"retry-after": "0.5"}))
