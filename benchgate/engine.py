@@ -93,15 +93,9 @@ async def _one(
     provider: Provider, example: Example, sample_index: int, base: dict[str, Any], writer: GenerationWriter
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    row = dict(
-        base,
-        output=None,
-        finish_reason=None,
-        error=None,
-        error_kind=None,
-        input_tokens=None,
-        output_tokens=None,
-    )
+    row = dict(base, output=None, finish_reason=None, error=None, error_kind=None)
+    row.update(input_tokens=None, output_tokens=None)
+    latency_ms = None
     try:
         completion = await provider.complete(example, sample_index)
     except ProviderConfigError:
@@ -115,7 +109,8 @@ async def _one(
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
         )
-    row["latency_ms"] = (time.perf_counter() - started) * 1000.0
+        latency_ms = completion.latency_ms
+    row["latency_ms"] = latency_ms if latency_ms is not None else (time.perf_counter() - started) * 1000.0
     row["created_at"] = datetime.now(timezone.utc).isoformat()
     writer.append(row)
     return row

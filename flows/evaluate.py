@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
+from prefect.utilities.annotations import quote
 
 from benchgate.engine import ShardContext
 from benchgate.errors import ProviderConfigError
@@ -23,8 +24,8 @@ from tasks.score import score
 
 
 def shards_in_flight(concurrency: int, shard_size: int) -> int:
-    """Enough shards at once to keep every concurrency slot busy across shard boundaries."""
-    return max(2, math.ceil(2 * concurrency / max(1, shard_size)))
+    """Enough shards at once that a shard waiting on its slowest items never leaves slots idle."""
+    return math.ceil(4 * concurrency / max(1, shard_size)) + 1
 
 
 @flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
@@ -55,9 +56,9 @@ async def evaluate(
     async def run_shard(shard: int) -> pd.DataFrame:
         nonlocal done
         examples = store.read_example_shard(info.digest, shard)
-        generated = await generate(provider, shard, examples, context, cached, store)
+        generated = await generate(provider, shard, quote(examples), context, quote(cached), store)
         stats.add(generated.rows, generated.requests, generated.reused)
-        scored = await score(eval_task, shard, examples, generated.rows)
+        scored = await score(eval_task, shard, quote(examples), quote(generated.rows))
         done += 1
         await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
         return scored

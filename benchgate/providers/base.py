@@ -12,12 +12,17 @@ from benchgate.request import ModelSpec
 
 @dataclass(frozen=True)
 class Completion:
-    """What a model returned for one (example, sample_index)."""
+    """What a model returned for one (example, sample_index).
+
+    `latency_ms` is the successful request alone, not the wait for a slot or a retry: the model's
+    latency, which the report's p50/p95 describe.
+    """
 
     text: str
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    latency_ms: float | None = None
 
 
 class Provider(ABC):

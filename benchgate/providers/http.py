@@ -18,6 +18,7 @@ becomes a Completion; everything that decides whether an item costs one call or 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import functools
 import json
@@ -211,11 +212,12 @@ class HttpProvider(Provider):
                 if self._config_error is not None:  # opened while this item waited for a slot
                     raise self._config_error
                 await self._limiter.wait_for_rate(estimate)
+                sent = time.perf_counter()
                 outcome = await self._attempt(url, content, estimate)
             finally:
                 self._limiter.release()
             if isinstance(outcome, Completion):
-                return outcome
+                return dataclasses.replace(outcome, latency_ms=(time.perf_counter() - sent) * 1000.0)
             remaining = started + spec.retry_budget_seconds - time.monotonic()
             if attempt >= spec.max_attempts or remaining <= 0:
                 elapsed = time.monotonic() - started
