@@ -207,7 +207,8 @@ def submit(
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
     """Submit a request to the HTTP API (token from BENCHGATE_API_TOKEN)."""
-    from benchgate.client import ApiClient, report_exit_code
+    from benchgate.client import ApiClient
+    from benchgate.report import report_exit_code
 
     client = ApiClient(api_url, os.environ.get("BENCHGATE_API_TOKEN") or None)
     try:

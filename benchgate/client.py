@@ -8,10 +8,7 @@ from typing import Any
 import httpx
 
 from benchgate.errors import (
-    EXIT_GATE_FAILED,
     EXIT_INCONCLUSIVE,
-    EXIT_INVALID,
-    EXIT_OK,
     BenchgateError,
     ConfigurationError,
     RequestError,
@@ -24,23 +21,6 @@ class ApiUnavailable(BenchgateError):
     """The API could not be reached or failed on its side: nothing is known about the models."""
 
     exit_code = EXIT_INCONCLUSIVE
-
-
-def report_exit_code(report: dict[str, Any]) -> int:
-    """The exit code `benchgate run` gives the same report (DESIGN.md §6)."""
-    if report["status"] == "failed":
-        return EXIT_INVALID
-    gate = report.get("gate")
-    if gate:
-        if gate["decision"] == "fail":
-            return EXIT_GATE_FAILED
-        if gate["decision"] == "inconclusive":
-            return EXIT_INCONCLUSIVE
-        undelivered = any(d.get("required") and not d.get("ok") for d in gate.get("deliveries", []))
-        return EXIT_INCONCLUSIVE if undelivered else EXIT_OK
-    details = report.get("details", {})
-    inconclusive = any(d.get("inconclusive") for task in details.values() for d in task.values())
-    return EXIT_INCONCLUSIVE if inconclusive else EXIT_OK
 
 
 class ApiClient:

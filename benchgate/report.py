@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
+from benchgate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_OK
 from benchgate.evaluation import TaskResult
 from benchgate.request import BenchmarkRequest
 
@@ -119,3 +120,20 @@ def render_markdown(report: dict[str, Any], gate_markdown: str | None = None) ->
     if gate_markdown:
         lines += ["", gate_markdown]
     return "\n".join(lines) + "\n"
+
+
+def report_exit_code(report: dict[str, Any]) -> int:
+    """The exit code `benchgate run` gives the same report (DESIGN.md §6)."""
+    if report["status"] == "failed":
+        return EXIT_INVALID
+    gate = report.get("gate")
+    if gate:
+        if gate["decision"] == "fail":
+            return EXIT_GATE_FAILED
+        if gate["decision"] == "inconclusive":
+            return EXIT_INCONCLUSIVE
+        undelivered = any(d.get("required") and not d.get("ok") for d in gate.get("deliveries", []))
+        return EXIT_INCONCLUSIVE if undelivered else EXIT_OK
+    details = report.get("details", {})
+    inconclusive = any(d.get("inconclusive") for task in details.values() for d in task.values())
+    return EXIT_INCONCLUSIVE if inconclusive else EXIT_OK

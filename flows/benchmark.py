@@ -10,8 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
-from benchgate.errors import EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_OK
-from benchgate.report import new_benchmark_id, skeleton_report
+from benchgate.report import new_benchmark_id, report_exit_code, skeleton_report
 from benchgate.request import BenchmarkRequest, parse_request
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
@@ -40,32 +39,41 @@ async def benchmark(
     parsed = parse_request(request)
     store = Store(store_url)
     benchmark_id = benchmark_id or new_benchmark_id()
-    store.write_bytes(
-        store.report_path(benchmark_id, "report.json"),
-        json.dumps(skeleton_report(benchmark_id, parsed.name, "running")).encode(),
-    )
+    _write_status(store, benchmark_id, parsed.name, "running")
     logger = get_run_logger()
     logger.info("benchmark %s: %d models x %d tasks", benchmark_id, len(parsed.models), len(parsed.tasks))
-    with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
-        results = await bounded_gather(
-            [
-                lambda model_id=model.id, task_name=task.task: _evaluate(
-                    parsed, model_id, task_name, benchmark_id, store
-                )
-                for task in parsed.tasks
-                for model in parsed.models
-            ],
-            MAX_CONCURRENT_SUBFLOWS,
-        )
-        report = aggregate(benchmark_id, parsed, results)
-        target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
-        decision = None
-        if parsed.gate:
-            decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
-            report["gate"] = decision["decision"]
-        await publish(report, decision["markdown"] if decision else None, target, store)
-        record_history(report, store)
-    return {"benchmarkId": benchmark_id, "report": report, "exit_code": _exit_code(report, decision)}
+    try:
+        with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
+            results = await bounded_gather(
+                [
+                    lambda model_id=model.id, task_name=task.task: _evaluate(
+                        parsed, model_id, task_name, benchmark_id, store
+                    )
+                    for task in parsed.tasks
+                    for model in parsed.models
+                ],
+                MAX_CONCURRENT_SUBFLOWS,
+            )
+            report = aggregate(benchmark_id, parsed, results)
+            target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
+            decision = None
+            if parsed.gate:
+                decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
+                report["gate"] = decision["decision"]
+            await publish(report, decision["markdown"] if decision else None, target, store)
+            record_history(report, store)
+    except BaseException:
+        _write_status(store, benchmark_id, parsed.name, "failed")
+        raise
+    return {"benchmarkId": benchmark_id, "report": report, "exit_code": report_exit_code(report)}
+
+
+def _write_status(store: Store, benchmark_id: str, name: str, status: str) -> None:
+    """A report without results, so readers (the API, `benchgate submit`) see where the run is."""
+    store.write_bytes(
+        store.report_path(benchmark_id, "report.json"),
+        json.dumps(skeleton_report(benchmark_id, name, status)).encode(),
+    )
 
 
 async def _evaluate(
@@ -73,12 +81,3 @@ async def _evaluate(
 ) -> dict[str, Any]:
     run = evaluate_on_pool if request.execution == "work-pool" else evaluate
     return await run(request.model_dump(mode="json"), model_id, task_name, benchmark_id, store.url)
-
-
-def _exit_code(report: dict[str, Any], decision: dict[str, Any] | None) -> int:
-    if report["status"] == "failed":
-        return EXIT_INVALID
-    if decision is not None:
-        return decision["exit_code"]
-    inconclusive = any(d.get("inconclusive") for task in report["details"].values() for d in task.values())
-    return EXIT_INCONCLUSIVE if inconclusive else EXIT_OK

@@ -11,7 +11,7 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.utilities.annotations import quote
 
 from benchgate.engine import ShardContext
-from benchgate.errors import ProviderConfigError
+from benchgate.errors import DatasetError, ProviderConfigError
 from benchgate.evaltasks import make_task
 from benchgate.evaluation import GenerationStats, TaskResult, summarize
 from benchgate.providers import create_provider
@@ -39,6 +39,9 @@ async def evaluate(
     store = Store(store_url)
     eval_task = make_task(spec, require_isolation=parsed.sandbox == "required")
     info = await load_examples(eval_task, store)
+    if isinstance(info, DatasetError):
+        logger.error("%s: %s", task_name, info)
+        return TaskResult(model.id, spec.task, eval_task.dataset_name, "", failure=str(info)).to_dict()
     logger.info(
         "%s: %d examples in %d shards (dataset %s, revision %s)",
         task_name,

@@ -112,3 +112,18 @@ def test_the_key_reaches_no_prefect_record(tmp_path: Path, prefect_server) -> No
     assert "faults" in runs and "E2E_API_KEY" in runs, "the run and its key reference are recorded"
     for text in (runs, logs, artifacts):
         assert FAKE_KEY not in text
+
+
+def test_a_run_that_dies_is_recorded_as_failed_not_running(tmp_path: Path, prefect_server) -> None:
+    """Offline, a hub dataset cannot load: exit 2 with the way out, and the stored status says failed."""
+    request = tmp_path / "request.json"
+    model = {"id": "ref", "provider": "builtin", "model": "reference"}
+    request.write_text(
+        json.dumps({"name": "offline", "models": [model], "tasks": [{"task": "text-summarization"}]})
+    )
+    env = cli_env(prefect_server, tmp_path / "store", HF_HUB_OFFLINE="1")
+    result = run_cli(["run", str(request)], env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "path:" in result.stdout and "Traceback" not in result.stdout + result.stderr
+    (stored,) = (tmp_path / "store" / "reports").glob("*/report.json")
+    assert json.loads(stored.read_text())["status"] == "failed"

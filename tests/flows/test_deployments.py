@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from benchgate.client import ApiClient, report_exit_code
+from benchgate.client import ApiClient
 from benchgate.release import release_payload, release_request
+from benchgate.report import report_exit_code
 from tests.api.server import TOKEN, ApiServer
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.prefect_server import PrefectServer
