@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from benchgate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, RequestError
 from benchgate.gate_models import BASELINE, GateRule, GateSpec
-from benchgate.request import DETAIL_METRICS, field_path, read_structured_file
+from benchgate.request import DETAIL_METRICS, read_structured_file, validation_problems
 from scorers.paired import PairedResult, holm, mcnemar_exact, minimum_detectable_difference, paired_bootstrap
 
 PASS, FAIL, WARN, INCONCLUSIVE = "pass", "fail", "warn", "inconclusive"
@@ -115,13 +115,7 @@ def load_gate_spec(path: str | Path) -> GateSpec:
     try:
         spec = GateSpec.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors(include_url=False):
-            message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                message = "unknown key (not part of the gate format)"
-            problems.append(f"{field_path(item['loc'])}: {message}")
-        raise RequestError(problems, source) from None
+        raise RequestError(validation_problems(error, "gate"), source) from None
     problems = [
         f"rules[{i}]: compares with 'baseline' but baseline is not set"
         for i, rule in enumerate(spec.rules)

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import fsspec
 
-from benchgate.datasets.cnn_dailymail import open_text, read_cnn_dailymail
+from benchgate.datasets.cnn_dailymail import read_cnn_dailymail
 from benchgate.datasets.humaneval import read_humaneval
 from benchgate.datasets.squad import read_squad
+from benchgate.datasets.textio import jsonl_objects, open_text
 from benchgate.errors import ConfigurationError, DatasetError
 from scorers.passk import default_ks, per_problem_pass_at_k
 from scorers.rouge import score_summaries
@@ -79,20 +80,6 @@ def _ci(per_item: dict[str, Sequence[float]]) -> dict[str, list[float]]:
     return {name: list(bootstrap_ci(values)) for name, values in per_item.items()}
 
 
-def _jsonl(path: str, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open_text(path, what) as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}, line {lineno}: expected a JSON object")
-            yield lineno, row
-
-
 def _score_squad(predictions_path: str, dataset_path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with open_text(predictions_path, "predictions") as handle:
         try:
@@ -143,7 +130,7 @@ def _score_summaries(predictions_path: str, dataset_path: str) -> tuple[dict[str
     ids: list[str] = []
     summaries: list[str] = []
     seen: set[str] = set()
-    for lineno, row in _jsonl(predictions_path, "predictions"):
+    for lineno, row in jsonl_objects(predictions_path, "predictions"):
         where = f"{predictions_path}, line {lineno}"
         row_id = row.get("id")
         if not isinstance(row_id, str) or row_id not in references:
@@ -179,7 +166,7 @@ def _score_code(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     problems = {p["task_id"]: p for p in read_humaneval(dataset_path)}
     samples: list[tuple[str, str]] = []
-    for lineno, row in _jsonl(predictions_path, "samples"):
+    for lineno, row in jsonl_objects(predictions_path, "samples"):
         where = f"{predictions_path}, line {lineno}"
         task_id, completion = row.get("task_id"), row.get("completion")
         if task_id not in problems:

@@ -130,12 +130,13 @@ def field_path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _problems_from(error: ValidationError) -> list[str]:
+def validation_problems(error: ValidationError, format_name: str = "request") -> list[str]:
+    """pydantic's errors as 'field.path: message' lines a user can act on."""
     problems = []
     for item in error.errors(include_url=False):
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key (not part of the request format)"
+            message = f"unknown key (not part of the {format_name} format)"
         problems.append(f"{field_path(item['loc'])}: {message}")
     return problems
 
@@ -221,7 +222,7 @@ def parse_request(data: Any, source: str | None = None) -> BenchmarkRequest:
     try:
         request = BenchmarkRequest.model_validate(data)
     except ValidationError as error:
-        raise RequestError(_problems_from(error), source) from None
+        raise RequestError(validation_problems(error), source) from None
     problems = _semantic_problems(request)
     if problems:
         raise RequestError(problems, source)

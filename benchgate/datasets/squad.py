@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from benchgate.datasets.cnn_dailymail import open_text
+from benchgate.datasets.textio import open_text
 from benchgate.errors import DatasetError
 
 

@@ -21,8 +21,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchgate.datasets.cnn_dailymail import open_text
 from benchgate.datasets.hub import load_hub_rows
+from benchgate.datasets.textio import open_text
 from benchgate.errors import DatasetError
 from benchgate.evaltasks.files import file_revision
 
