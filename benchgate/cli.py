@@ -142,14 +142,16 @@ def gate(
     except BenchgateError as error:
         raise _fail(error) from None
     _prepare_prefect()
-    from benchgate.report import render_markdown
+    from benchgate.report import append_step_summary, render_markdown
     from benchgate.store import Store
     from flows.gate import gate as gate_flow
 
     out.mkdir(parents=True, exist_ok=True)
     decision = asyncio.run(gate_flow(report_data, spec.model_dump(mode="json"), Store(store).url, str(out)))
     report_data["gate"] = decision["decision"]
-    (out / "report.md").write_text(render_markdown(report_data, decision["markdown"]))
+    markdown = render_markdown(report_data, decision["markdown"])
+    (out / "report.md").write_text(markdown)
+    append_step_summary(markdown)
     typer.echo(decision["markdown"])
     raise typer.Exit(decision["exit_code"])
 

@@ -85,13 +85,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_gate_outputs(out_dir: Path, report: dict[str, Any], decision: GateDecision) -> None:
-    """gate.json and junit.xml in out_dir; the verdict table appended to $GITHUB_STEP_SUMMARY if set."""
+    """gate.json and junit.xml in out_dir (report.md, with the verdict table, goes to the step summary)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     gate = {"benchmarkId": report.get("benchmarkId"), "name": report.get("name"), **decision.to_dict()}
     _write_atomic(out_dir / "gate.json", json.dumps(gate, indent=2, allow_nan=False) + "\n")
     _write_atomic(out_dir / "junit.xml", render_junit(decision, report))
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(render_gate_markdown(decision) + "\n")

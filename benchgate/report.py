@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from datetime import datetime, timezone
 from typing import Any
@@ -137,3 +138,11 @@ def report_exit_code(report: dict[str, Any]) -> int:
     details = report.get("details", {})
     inconclusive = any(d.get("inconclusive") for task in details.values() for d in task.values())
     return EXIT_INCONCLUSIVE if inconclusive else EXIT_OK
+
+
+def append_step_summary(markdown: str) -> None:
+    """In GitHub Actions, the job's summary page shows the report (results and gate verdicts)."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")

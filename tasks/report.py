@@ -11,7 +11,7 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, 
 from prefect.cache_policies import NO_CACHE
 
 from benchgate.evaluation import TaskResult
-from benchgate.report import build_report, render_markdown
+from benchgate.report import append_step_summary, build_report, render_markdown
 from benchgate.request import BenchmarkRequest
 from benchgate.store import Store
 
@@ -28,6 +28,7 @@ async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Pa
     markdown = render_markdown(report, gate_markdown)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown)
+    append_step_summary(markdown)
     for path in sorted(out_dir.iterdir()):
         if path.is_file() and path.suffix in {".json", ".md", ".xml"}:
             store.write_bytes(store.report_path(report["benchmarkId"], path.name), path.read_bytes())

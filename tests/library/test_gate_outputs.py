@@ -10,6 +10,7 @@ import pytest
 
 from benchgate.gate_outputs import render_gate_markdown, write_gate_outputs
 from benchgate.gating import DeliveryResult, GateDecision, RuleVerdict
+from benchgate.report import append_step_summary
 
 REPORT = {"benchmarkId": "bmk-0123456789ab", "name": "nightly"}
 DECISION = GateDecision(
@@ -48,20 +49,23 @@ def test_markdown_table() -> None:
 
 
 def test_write_gate_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    summary = tmp_path / "summary.md"
-    summary.write_text("# earlier step\n")
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out = tmp_path / "out"
     write_gate_outputs(out, REPORT, DECISION)
     gate = json.loads((out / "gate.json").read_text())
     assert gate["benchmarkId"] == "bmk-0123456789ab" and gate["decision"] == "fail"
     assert gate["rules"][0]["minimum_detectable"] is None and gate["deliveries"][0]["delivery_id"] == "d-1"
     assert ET.parse(out / "junit.xml").getroot().get("failures") == "1"
-    assert summary.read_text().startswith("# earlier step\n## Gate: ❌ fail")
     assert sorted(p.name for p in out.iterdir()) == ["gate.json", "junit.xml"]  # no temp files left
 
 
-def test_no_summary_without_github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    write_gate_outputs(tmp_path, REPORT, GateDecision("pass", []))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gate.json", "junit.xml"]
+def test_report_with_gate_is_appended_to_the_github_step_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    append_step_summary(render_gate_markdown(DECISION))
+    assert summary.read_text().startswith("# earlier step\n## Gate: ❌ fail")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    append_step_summary("ignored")
+    assert "ignored" not in summary.read_text()
