@@ -161,6 +161,6 @@ def test_a_builtin_task_with_the_hub_offline_exits_2_and_points_to_path(
     env = cli_env(prefect_server, tmp_path / "store", HF_HUB_OFFLINE="1")
     result = run_cli(["run", str(request), "--out", str(tmp_path / "out")], env)
     assert result.returncode == 2, result.stdout + result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("benchgate: cannot load 'abisee/cnn_dailymail' (test) from the Hugging Face hub")
-    assert "`path:`" in last
+    output = result.stdout + result.stderr
+    assert "cannot load 'abisee/cnn_dailymail' (test) from the Hugging Face hub" in output
+    assert "Point the task at a local copy in the dataset's original format with `path:`" in output
