@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
-from benchgate.engine import ShardContext
+from benchgate.engine import ShardContext, ShardProducer
 from benchgate.errors import DatasetError, ProviderConfigError
 from benchgate.evaltasks import make_task
 from benchgate.evaluation import GenerationStats, TaskResult, summarize
@@ -24,8 +24,13 @@ from tasks.score import score
 
 
 def shards_in_flight(concurrency: int, shard_size: int) -> int:
-    """Enough shards at once that a shard waiting on its slowest items never leaves slots idle."""
+    """Shard tasks at once (collecting, persisting, scoring); generation runs ahead of them."""
     return math.ceil(4 * concurrency / max(1, shard_size)) + 1
+
+
+def items_ahead(concurrency: int, shard_size: int) -> int:
+    """Unfinished requests the producer keeps started: every slot busy, plus items asleep in backoff."""
+    return max(16 * concurrency, 2 * shard_size)
 
 
 @flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
@@ -55,21 +60,34 @@ async def evaluate(
     stats, done = GenerationStats(), 0
     progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
     provider = create_provider(model)
+    shard_size = spec.shard_size or 100
+    in_flight = shards_in_flight(model.concurrency, shard_size)
+    ahead = items_ahead(model.concurrency, shard_size)
+    producer = ShardProducer(
+        provider,
+        context,
+        cached,
+        store,
+        lambda shard: store.read_example_shard(info.digest, shard),
+        info.n_shards,
+        max_items_ahead=ahead,
+        max_shards_ahead=2 * in_flight + math.ceil(ahead / max(1, shard_size)),
+    )
 
     async def run_shard(shard: int) -> pd.DataFrame:
         nonlocal done
-        examples = store.read_example_shard(info.digest, shard)
-        generated = await generate(provider, shard, quote(examples), context, quote(cached), store)
+        examples = await producer.examples(shard)
+        generated = await generate(provider, shard, context, quote(producer))
         stats.add(generated.rows, generated.requests, generated.reused)
         scored = await score(eval_task, shard, quote(examples), quote(generated.rows))
         done += 1
         await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
         return scored
 
+    producer.start()
     try:
         frames = await bounded_gather(
-            [lambda shard=shard: run_shard(shard) for shard in range(info.n_shards)],
-            shards_in_flight(model.concurrency, spec.shard_size or 100),
+            [lambda shard=shard: run_shard(shard) for shard in range(info.n_shards)], in_flight
         )
     except ProviderConfigError as error:
         logger.error("%s refused the configuration: %s", model_id, error)
@@ -77,6 +95,7 @@ async def evaluate(
             model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
         ).to_dict()
     finally:
+        await producer.aclose()
         await provider.aclose()
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["example_id"])
     store.write_scores(benchmark_id, model.id, spec.task, scores)

@@ -8,11 +8,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from benchgate.engine import ShardContext, ShardGenerations, generate_shard
+from benchgate.engine import ShardContext, ShardGenerations, ShardProducer
 from benchgate.errors import ProviderConfigError
-from benchgate.examples import Example
 from benchgate.providers.base import Provider
-from benchgate.store import Store
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -30,16 +28,11 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     cache_policy=NO_CACHE,
 )
 async def generate(
-    provider: Provider,
-    shard: int,
-    examples: list[Example],
-    context: ShardContext,
-    cached: dict[str, dict[str, Any]],
-    store: Store,
+    provider: Provider, shard: int, context: ShardContext, producer: ShardProducer
 ) -> ShardGenerations:
-    """Each answer is journaled in the store as it arrives, so a killed run loses only requests in flight."""
-    writer = store.generation_writer(provider.spec.id, context.task)
-    try:
-        return await generate_shard(provider, examples, context, cached, writer)
-    finally:
-        writer.close()
+    """The shard's generations, which the producer started ahead of this task (benchgate/engine.py).
+
+    Each answer is journaled in the store as it arrives, so a killed run loses only requests in
+    flight; this task turns the shard's journal into a Parquet part. A retry generates the shard again.
+    """
+    return await producer.take(shard)
