@@ -15,7 +15,6 @@ from benchgate.request import BenchmarkRequest, parse_request
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
-from flows.gate import gate
 from flows.remote import evaluate_on_pool
 from tasks.history import record_history
 from tasks.report import aggregate, publish
@@ -58,6 +57,8 @@ async def benchmark(
             target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
             decision = None
             if parsed.gate:
+                from flows.gate import gate  # scipy's import costs ~0.5 s of start-up: only when gating
+
                 decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
                 report["gate"] = decision["decision"]
             await publish(report, decision["markdown"] if decision else None, target, store)
