@@ -227,13 +227,15 @@ class ShardProducer:
     async def take(self, shard: int) -> ShardGenerations:
         """The shard's generations; its journal becomes a Parquet part. A second call (a Prefect retry
         of the shard's task after a failure) generates the shard again from scratch."""
-        examples, writer, task = await self._wait(shard)
         if shard in self._taken_shards:
             writer = self.store.generation_writer(self.provider.spec.id, self.context.task)
             try:
-                return await generate_shard(self.provider, examples, self.context, self.cached, writer)
+                return await generate_shard(
+                    self.provider, self._read_shard(shard), self.context, self.cached, writer
+                )
             finally:
                 writer.close()
+        _, writer, task = await self._wait(shard)
         self._taken_shards.add(shard)
         self._taken += 1
         self._changed.set()
@@ -241,6 +243,7 @@ class ShardProducer:
             return await task
         finally:
             writer.close()
+            del self._started[shard]  # a taken shard's rows and examples must not outlive it (memory)
 
     async def aclose(self) -> None:
         """Cancel what was started and never taken; finished rows still become Parquet parts."""

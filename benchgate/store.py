@@ -47,6 +47,8 @@ GENERATION_SCHEMA = pa.schema(
         ("created_at", pa.string()),
     ]
 )
+# What a reused generation needs; prompts and params stay on disk (they are most of a row's size).
+REUSE_COLUMNS = [name for name in GENERATION_SCHEMA.names if name not in ("prompt", "params")]
 EXAMPLE_SCHEMA = pa.schema(
     [
         ("example_id", pa.string()),
@@ -133,7 +135,9 @@ class Store:
     def generations_dir(self, model_id: str, task: str) -> str:
         return self.path("generations", f"model={_partition(model_id)}", f"task={_partition(task)}")
 
-    def read_generations(self, model_id: str, task: str) -> list[dict[str, Any]]:
+    def read_generations(
+        self, model_id: str, task: str, columns: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Every stored generation row of one model x task (parts and leftover journals of killed runs)."""
         directory = self.generations_dir(model_id, task)
         if not self.fs.exists(directory):
@@ -142,15 +146,16 @@ class Store:
         for name in sorted(self.fs.ls(directory, detail=False)):
             if name.endswith(".parquet"):
                 with self.fs.open(name, "rb") as handle:
-                    rows.extend(pq.read_table(handle, schema=GENERATION_SCHEMA).to_pylist())
+                    rows.extend(pq.read_table(handle, schema=GENERATION_SCHEMA, columns=columns).to_pylist())
             elif name.endswith(".journal"):
-                rows.extend(_read_journal(self.read_bytes(name)))
+                journal = _read_journal(self.read_bytes(name))
+                rows.extend(({c: row.get(c) for c in columns} for row in journal) if columns else journal)
         return rows
 
     def reusable_generations(self, model_id: str, task: str) -> dict[str, dict[str, Any]]:
         """Finished generations by cache key, the newest winning; errors are never reused."""
         reusable: dict[str, dict[str, Any]] = {}
-        for row in self.read_generations(model_id, task):
+        for row in self.read_generations(model_id, task, REUSE_COLUMNS):
             if row["error"] is None and row.get("reusable", True) is not False:
                 current = reusable.get(row["cache_key"])
                 if current is None or row["created_at"] > current["created_at"]:
