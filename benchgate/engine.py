@@ -113,8 +113,20 @@ async def _generate_one(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     row = dict(base, output=None, finish_reason=None, error=None, error_kind=None)
-    row.update(input_tokens=None, output_tokens=None)
-    latency_ms = None
+    row.update(input_tokens=None, output_tokens=None, latency_ms=None)
+    problem = example.fields.get("problem")
+    if problem:  # a row the task could not turn into a prompt or target: no model call can help
+        row.update(error=f"item not sent: {problem}", error_kind="data")
+    else:
+        await _ask(provider, example, sample_index, row)
+    if row["latency_ms"] is None:
+        row["latency_ms"] = (time.perf_counter() - started) * 1000.0
+    row["created_at"] = datetime.now(timezone.utc).isoformat()
+    writer.append(row)
+    return row
+
+
+async def _ask(provider: Provider, example: Example, sample_index: int, row: dict[str, Any]) -> None:
     try:
         completion = await provider.complete(example, sample_index)
     except ProviderConfigError:
@@ -127,12 +139,8 @@ async def _generate_one(
             finish_reason=completion.finish_reason,
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
+            latency_ms=completion.latency_ms,
         )
-        latency_ms = completion.latency_ms
-    row["latency_ms"] = latency_ms if latency_ms is not None else (time.perf_counter() - started) * 1000.0
-    row["created_at"] = datetime.now(timezone.utc).isoformat()
-    writer.append(row)
-    return row
 
 
 _Started = tuple[list[Example], GenerationWriter, "asyncio.Task[ShardGenerations]"]

@@ -21,7 +21,7 @@ def load_hub_rows(
     except Exception as error:  # the hub client raises many unrelated types; all mean "not reachable"
         raise DatasetError(
             f"cannot load {repo!r} ({split}) from the Hugging Face hub for task {task_name!r}: "
-            f"{type(error).__name__}: {str(error)[:200]}. Offline? Point the task at a local copy "
-            f"in the dataset's original format with `path:` (see README, 'Datasets')."
+            f"{type(error).__name__}: {str(error)[:200].rstrip('.')}. Offline? Point the task at a local "
+            f"copy in the dataset's original format with `path:` (see README, 'Datasets')."
         ) from None
     return resolved, iter(rows)

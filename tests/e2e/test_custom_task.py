@@ -145,7 +145,7 @@ def test_custom_tasks_against_an_openai_compatible_server(
     assert report["gate"]["decision"] == "fail"
 
     arithmetic = [r for r in chat_server.requests if "plus" in r.prompt]
-    assert len(arithmetic) == N_ARITHMETIC + 1  # the unscorable row is still asked (its prompt renders)
+    assert len(arithmetic) == N_ARITHMETIC  # the row without a target is recorded as an error, never sent
     assert arithmetic[0].messages[0] == {"role": "system", "content": "You add numbers."}
     assert {r.json["model"] for r in chat_server.requests} == {"local-1"}
 
