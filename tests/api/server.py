@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import httpx
 
 from tests.support.prefect_server import PrefectServer, free_port
 from tests.support.prefect_workers import REPO_ROOT, wait_for
+from tests.support.processes import stop_group
 
 TOKEN = "test-token-3f9a1c"
 
@@ -57,12 +57,4 @@ class ApiServer:
 
     def stop(self) -> None:
         """The group too: the process pool's children must not outlive the test."""
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.process.pid, sig)
-                self.process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                return
+        stop_group(self.process)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
@@ -12,11 +10,10 @@ from benchgate.errors import ProviderConfigError, ProviderError
 from benchgate.examples import Example
 from benchgate.providers import provider_class
 from benchgate.providers.base import Completion
-from benchgate.providers.http import HttpProvider, RetryPolicy
 from benchgate.request import ModelSpec
-from tests.support.chat_servers import ChatServer, Reply
+from tests.library.conftest import KEY
+from tests.support.chat_servers import Reply
 
-KEY = "vendor-key-0123456789"
 EXAMPLE = Example(
     "ex-1",
     [
@@ -27,34 +24,6 @@ EXAMPLE = Example(
     ],
     ["Rome"],
 )
-
-
-@pytest.fixture
-def server():
-    with ChatServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def make():
-    made: list[HttpProvider] = []
-
-    def build(server: ChatServer, provider: str, **fields: Any) -> HttpProvider:
-        spec = ModelSpec(
-            id=f"t-{uuid.uuid4().hex[:8]}",
-            provider=provider,
-            model="vendor-model",
-            base_url=server.url,
-            **fields,
-        )
-        instance = provider_class(provider)(spec, KEY)
-        instance.retry_policy = RetryPolicy(base=0.01, cap=0.05)
-        made.append(instance)
-        return instance
-
-    yield build
-    for instance in made:
-        await instance.aclose()
 
 
 # --- Anthropic -------------------------------------------------------------------------------------
@@ -76,7 +45,7 @@ async def test_anthropic_exact_request_and_completion(server, make):
     assert request.headers["content-type"] == "application/json"
     assert "authorization" not in request.headers
     assert request.json == {
-        "model": "vendor-model",
+        "model": "test-model",
         "system": "Answer in one word.",
         "messages": [
             {"role": "user", "content": "Capital of France?"},
@@ -147,7 +116,7 @@ async def test_gemini_exact_request_and_completion(server, make):
         text="Rome", finish_reason="stop", input_tokens=25, output_tokens=1
     )
     [request] = server.requests
-    assert (request.method, request.path) == ("POST", "/v1beta/models/vendor-model:generateContent")
+    assert (request.method, request.path) == ("POST", "/v1beta/models/test-model:generateContent")
     assert request.headers["x-goog-api-key"] == KEY
     assert "key=" not in request.path and "authorization" not in request.headers
     assert request.json == {
@@ -186,7 +155,7 @@ async def test_gemini_skips_thought_parts(server, make):
 
 
 async def test_gemini_errors_surface_its_message(server, make):
-    server.enqueue(Reply(status=404, message="models/vendor-model is not found for API version v1beta"))
+    server.enqueue(Reply(status=404, message="models/test-model is not found for API version v1beta"))
     provider = make(server, "gemini")
     with pytest.raises(ProviderConfigError, match=r"is not found for API version v1beta \[NOT_FOUND\]"):
         await provider.complete(EXAMPLE, 0)

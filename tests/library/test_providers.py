@@ -11,9 +11,7 @@ import itertools
 import logging
 import math
 import time
-import uuid
 from dataclasses import replace
-from typing import Any
 
 import httpx
 import pytest
@@ -22,43 +20,18 @@ from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderEr
 from benchgate.examples import Example
 from benchgate.providers import create_provider, provider_class
 from benchgate.providers.base import Completion
-from benchgate.providers.http import HttpProvider, RetryPolicy, error_details, retry_after_seconds
+from benchgate.providers.http import HttpProvider, error_details, retry_after_seconds
 from benchgate.providers.openai import OpenAIProvider
 from benchgate.providers.openai_compatible import OpenAICompatibleProvider
 from benchgate.request import ModelSpec
+from tests.library.conftest import KEY
 from tests.support.chat_servers import ChatServer, Reply
 
-KEY = "sk-test-0123456789abcdef"
-FAST = RetryPolicy(base=0.01, cap=0.05)
 EXAMPLE = Example(
     "ex-1",
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}],
     ["4"],
 )
-
-
-@pytest.fixture
-def server():
-    with ChatServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def make():
-    """Build a provider against a local server; a unique model id keeps limiters per test."""
-    made: list[HttpProvider] = []
-
-    def build(server: ChatServer, provider: str = "openai-compatible", key: str | None = KEY, **fields: Any):
-        fields.setdefault("base_url", server.url + ("/v1" if "openai" in provider else ""))
-        spec = ModelSpec(id=f"t-{uuid.uuid4().hex[:8]}", provider=provider, model="test-model", **fields)
-        instance = provider_class(provider)(spec, key)
-        instance.retry_policy = FAST
-        made.append(instance)
-        return instance
-
-    yield build
-    for instance in made:
-        await instance.aclose()
 
 
 def example(i: int) -> Example:

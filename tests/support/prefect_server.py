@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.support.processes import stop_group
 
 
 def free_port() -> int:
@@ -69,14 +70,6 @@ class PrefectServer:
         raise RuntimeError(f"prefect server not healthy after {timeout} s")
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        self.process = None
+        if self.process is not None:
+            stop_group(self.process, term_wait=15)
+            self.process = None

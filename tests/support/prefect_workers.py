@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tests.support.prefect_server import PrefectServer
+from tests.support.processes import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -74,16 +74,8 @@ class Worker:
             )
 
     def stop(self) -> None:
-        """One SIGTERM is not enough for a worker (PREFECT-NOTES.md): TERM the group, then KILL it."""
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.process.pid, sig)
-                self.process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                return
+        """One SIGTERM is not enough for a worker (PREFECT-NOTES.md)."""
+        stop_group(self.process, term_wait=5)
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, poll: float = 0.2) -> T:
