@@ -59,7 +59,8 @@ EXAMPLE_SCHEMA = pa.schema(
 )
 
 
-def _partition(value: str) -> str:
+def partition_name(value: str) -> str:
+    """A model id or task name as one path segment (ids may contain '/', e.g. org/model)."""
     return value.replace("/", "%2F")
 
 
@@ -133,7 +134,7 @@ class Store:
 
     # generations -----------------------------------------------------------------------------
     def generations_dir(self, model_id: str, task: str) -> str:
-        return self.path("generations", f"model={_partition(model_id)}", f"task={_partition(task)}")
+        return self.path("generations", f"model={partition_name(model_id)}", f"task={partition_name(task)}")
 
     def read_generations(
         self, model_id: str, task: str, columns: list[str] | None = None
@@ -167,9 +168,8 @@ class Store:
 
     # scores and reports ----------------------------------------------------------------------
     def scores_path(self, benchmark_id: str, model_id: str, task: str) -> str:
-        return self.path(
-            "scores", f"model={_partition(model_id)}", f"task={_partition(task)}", f"{benchmark_id}.parquet"
-        )
+        model, task = partition_name(model_id), partition_name(task)
+        return self.path("scores", f"model={model}", f"task={task}", f"{benchmark_id}.parquet")
 
     def write_scores(self, benchmark_id: str, model_id: str, task: str, scores: pd.DataFrame) -> None:
         self._write_table(

@@ -17,7 +17,7 @@ from prefect.deployments import arun_deployment
 
 from benchgate.evaluation import TaskResult
 from benchgate.request import parse_request
-from benchgate.store import Store
+from benchgate.store import Store, partition_name
 from flows.evaluate import evaluate
 
 EVALUATE_DEPLOYMENT = "evaluate/work-pool"
@@ -29,8 +29,9 @@ def evaluate_deployment() -> str:
 
 
 def result_path(store: Store, benchmark_id: str, model_id: str, task_name: str) -> str:
-    model, task = model_id.replace("/", "%2F"), task_name.replace("/", "%2F")
-    return store.path("results", benchmark_id, f"model={model}", f"task={task}.json")
+    return store.path(
+        "results", benchmark_id, f"model={partition_name(model_id)}", f"task={partition_name(task_name)}.json"
+    )
 
 
 @flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
