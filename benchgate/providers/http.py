@@ -12,7 +12,9 @@ becomes a Completion; everything that decides whether an item costs one call or 
   say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
   the same provider instance fails immediately with it (no request is sent).
 - Client CPU is kept low on purpose: plain json, bodies encoded once, one pooled client per
-  provider instance with as many keep-alive connections as the model's concurrency.
+  provider instance with as many keep-alive connections as the model's concurrency. httpx
+  configures the pools (TLS, proxies from the environment, limits) but requests go straight to
+  its httpcore pool with prebuilt header lists (httpx's client layers were ~30% of the CPU).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import httpcore
 import httpx
 
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
@@ -44,6 +47,13 @@ CONFIG_STATUSES = frozenset({401, 403, 404})
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 POOL_SHARD_SIZE = 8
 Outcome = Literal["config", "item", "transient"]
+# What httpx calls a TransportError, as httpcore raises it (timeouts are caught before these).
+TRANSPORT_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,26 @@ class HttpProvider(Provider):
             for size in sizes
         ]
         self._free = sizes
+        # The httpcore pool under each client's transport for the base URL (a proxy's when the
+        # environment sets one); requests skip httpx's Request/Response layers.
+        route = httpx.URL(self.base_url)
+        self._transports = [pool._transport_for_url(route)._pool for pool in self._pools]
+        self._extensions = {
+            "timeout": {
+                "connect": timeout.connect,
+                "read": timeout.read,
+                "write": timeout.write,
+                "pool": None,
+            }
+        }
+        fixed = {
+            "accept": "*/*",
+            "accept-encoding": "identity",
+            "user-agent": f"python-httpx/{httpx.__version__}",
+            **{name.lower(): value for name, value in self._headers.items()},
+        }
+        self._raw_headers = [(name.encode(), value.encode()) for name, value in fixed.items()]
+        self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
 
     @property
     def endpoint(self) -> str:
@@ -240,18 +270,30 @@ class HttpProvider(Provider):
         free = self._free
         shard = free.index(max(free))
         free[shard] -= 1
+        target = self._targets.get(url) or self._target(url)
+        request = httpcore.Request(
+            b"POST",
+            target[0],
+            headers=[*target[1], (b"content-length", str(len(content)).encode())],
+            content=content,
+            extensions=self._extensions,
+        )
         try:
-            response = await self._pools[shard].post(url, content=content)
-        except httpx.TimeoutException as error:
+            response = await self._transports[shard].handle_async_request(request)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        except httpcore.TimeoutException as error:
             return _Failure(f"timeout after {self.spec.timeout:g}s ({type(error).__name__})")
-        except httpx.TransportError as error:
+        except TRANSPORT_ERRORS as error:
             return _Failure(f"connection error ({type(error).__name__}: {self._scrub(str(error))})")
         finally:
             free[shard] += 1
-        status = response.status_code
+        status = response.status
         if status < 300:
             try:
-                data = json.loads(response.content)
+                data = json.loads(body)
             except ValueError:
                 return _Failure(f"HTTP {status} with a body that is not JSON", status)
             try:
@@ -267,12 +309,13 @@ class HttpProvider(Provider):
                 self._limiter.settle(estimate, used)
             return completion
         self._limiter.settle(estimate, 0)
-        provider_message, error = error_details(response.content)
-        detail = provider_message or response.text.strip()[:500] or response.reason_phrase
+        provider_message, error = error_details(body)
+        reason = response.extensions.get("reason_phrase", b"").decode("ascii", "replace")
+        detail = provider_message or body.decode("utf-8", "replace").strip()[:500] or reason
         cause = f"HTTP {status} from {url}: {self._scrub(detail)}"
         outcome = self.classify(status, error)
         if outcome == "transient":
-            return _Failure(cause, status, retry_after_seconds(response.headers))
+            return _Failure(cause, status, retry_after_seconds(httpx.Headers(response.headers)))
         if outcome == "config":
             if self._config_error is None:  # items already in flight keep the first error
                 self._config_error = ProviderConfigError(
@@ -281,6 +324,17 @@ class HttpProvider(Provider):
                 logger.error("%s", self._config_error)
             raise self._config_error
         raise ProviderError(f"model {self.spec.id!r}: {cause}", transient=False, status=status)
+
+    def _target(self, url: str) -> tuple[httpcore.URL, list[tuple[bytes, bytes]]]:
+        """The httpcore URL and the headers up to Content-Length for one URL, built once."""
+        parsed = httpx.URL(url)  # normalises and percent-encodes as httpx would
+        target = httpcore.URL(
+            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+        )
+        entry = (target, [(b"host", parsed.netloc), *self._raw_headers])
+        if len(self._targets) < 256:
+            self._targets[url] = entry
+        return entry
 
     def _scrub(self, text: str) -> str:
         """Providers sometimes echo the key back; it must never reach a message or a log."""
