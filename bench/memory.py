@@ -105,7 +105,7 @@ def measure(data: Path, limit: int | None, interval: float, runs: int) -> list[M
         command = [
             sys.executable,
             "-m",
-            "benchgate.cli",
+            "benchgate",
             "run",
             str(request),
             "--out",

@@ -35,9 +35,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchgate.examples import Example  # noqa: E402
 from benchgate.providers import provider_class  # noqa: E402
-from benchgate.request import ModelSpec  # noqa: E402
+from benchgate.spec.example import Example  # noqa: E402
+from benchgate.spec.request import ModelSpec  # noqa: E402
 from tests.support.prefect_server import PrefectServer  # noqa: E402
 
 TARGET_SPAN_EFFICIENCY = {32: 0.95, 128: 0.90}
@@ -125,7 +125,7 @@ def run_benchgate(request: Path, out: Path, env: dict[str, str], server: ChatSer
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     launched = time.monotonic()
     completed = subprocess.run(
-        [sys.executable, "-m", "benchgate.cli", "run", str(request), "--out", str(out)],
+        [sys.executable, "-m", "benchgate", "run", str(request), "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from benchgate.errors import ConfigurationError
-from benchgate.request import ModelSpec
+from benchgate.spec.request import ModelSpec
 
 
 def resolve_api_key(spec: ModelSpec) -> str | None:

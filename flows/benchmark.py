@@ -10,8 +10,9 @@ from typing import Any
 from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
-from benchgate.report import new_benchmark_id, report_exit_code, skeleton_report
-from benchgate.request import BenchmarkRequest, parse_request
+from benchgate.report.build import new_benchmark_id, report_exit_code, skeleton_report
+from benchgate.run.validation import parse_request
+from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate

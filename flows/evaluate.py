@@ -10,12 +10,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
-from benchgate.engine import ShardContext, ShardProducer
 from benchgate.errors import DatasetError, ProviderConfigError
 from benchgate.evaltasks import make_task
-from benchgate.evaluation import GenerationStats, TaskResult, summarize
 from benchgate.providers import create_provider
-from benchgate.request import parse_request
+from benchgate.run.engine import ShardContext, ShardProducer
+from benchgate.run.evaluation import GenerationStats, TaskResult, summarize
+from benchgate.run.validation import parse_request
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from tasks.examples import load_examples

@@ -7,11 +7,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from benchgate.gate_models import GateSpec
-from benchgate.gate_outputs import render_gate_markdown, write_gate_outputs
-from benchgate.gating import evaluate_gate, exit_code
+from benchgate.gate.evaluate import evaluate_gate, exit_code
+from benchgate.gate.webhooks import deliver_webhooks
+from benchgate.report.gate_outputs import render_gate_markdown, write_gate_outputs
+from benchgate.spec.gate import GateSpec
 from benchgate.store import Store
-from benchgate.webhooks import deliver_webhooks
 
 
 @flow(name="gate", flow_run_name="gate · {report[benchmarkId]}", persist_result=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from benchgate.request import load_request
+from benchgate.run.validation import load_request
 from benchgate.store import Store
 from flows.benchmark import benchmark
 from tasks.history import publish_trend

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from benchgate.release import load_template, release_request
+from benchgate.run.release import load_template, release_request
 from flows.benchmark import benchmark
 
 

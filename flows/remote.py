@@ -15,8 +15,8 @@ from prefect import flow
 from prefect.context import TagsContext
 from prefect.deployments import arun_deployment
 
-from benchgate.evaluation import TaskResult
-from benchgate.request import parse_request
+from benchgate.run.evaluation import TaskResult
+from benchgate.run.validation import parse_request
 from benchgate.store import Store, partition_name
 from flows.evaluate import evaluate
 

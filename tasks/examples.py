@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from benchgate.errors import DatasetError
 from benchgate.evaltasks.base import EvalTask
-from benchgate.evaluation import ExamplesInfo, prepare_examples
+from benchgate.run.evaluation import ExamplesInfo, prepare_examples
 from benchgate.store import Store
 
 

@@ -8,9 +8,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from benchgate.engine import ShardContext, ShardGenerations, ShardProducer
 from benchgate.errors import ProviderConfigError
 from benchgate.providers.base import Provider
+from benchgate.run.engine import ShardContext, ShardGenerations, ShardProducer
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:

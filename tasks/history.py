@@ -9,7 +9,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from benchgate.history import append_report, drops, read_history, render_trend_markdown, trend, trend_table
+from benchgate.report.history import (
+    append_report,
+    drops,
+    read_history,
+    render_trend_markdown,
+    trend,
+    trend_table,
+)
 from benchgate.store import Store
 
 

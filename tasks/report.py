@@ -10,9 +10,9 @@ from prefect import task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from benchgate.evaluation import TaskResult
-from benchgate.report import append_step_summary, build_report, render_markdown
-from benchgate.request import BenchmarkRequest
+from benchgate.report.build import append_step_summary, build_report, render_markdown
+from benchgate.run.evaluation import TaskResult
+from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 
 

@@ -10,8 +10,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from benchgate.evaltasks.base import EvalTask
-from benchgate.evaluation import score_shard
-from benchgate.examples import Example
+from benchgate.run.evaluation import score_shard
+from benchgate.spec.example import Example
 
 
 @task(

@@ -56,7 +56,7 @@ def cli_env(server: PrefectServer, store: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "benchgate.cli", *args],
+        [sys.executable, "-m", "benchgate", *args],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,

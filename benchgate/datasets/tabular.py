@@ -21,10 +21,10 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchgate.datasets.files import file_revision
 from benchgate.datasets.hub import load_hub_rows
 from benchgate.datasets.textio import open_text
 from benchgate.errors import DatasetError
-from benchgate.evaltasks.files import file_revision
 
 HUB_PREFIX = "hf:"
 _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")

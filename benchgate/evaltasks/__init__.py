@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchgate.evaltasks.base import EvalTask, MetricInfo
-from benchgate.request import TaskSpec
+from benchgate.spec.request import TaskSpec
 
 BUILTIN_TASKS = ("text-summarization", "question-answering", "code-generation")
 

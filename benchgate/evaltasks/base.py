@@ -9,8 +9,8 @@ from typing import Literal
 
 import pandas as pd
 
-from benchgate.examples import Example
-from benchgate.request import TaskSpec
+from benchgate.spec.example import Example
+from benchgate.spec.request import TaskSpec
 
 ItemKind = Literal["binary", "continuous", "pass@k"]
 

@@ -6,11 +6,11 @@ import re
 
 import pandas as pd
 
+from benchgate.datasets.files import file_revision
 from benchgate.datasets.humaneval import read_humaneval
+from benchgate.datasets.sampling import seeded_sample
 from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
-from benchgate.evaltasks.files import file_revision
-from benchgate.examples import Example
-from benchgate.sampling import seeded_sample
+from benchgate.spec.example import Example
 from scorers.passk import default_ks, per_problem_pass_at_k
 from scorers.sandbox import check_completions
 

@@ -24,11 +24,11 @@ import jinja2.meta
 import pandas as pd
 from jinja2.sandbox import SandboxedEnvironment
 
+from benchgate.datasets.sampling import seeded_sample
 from benchgate.datasets.tabular import BadRow, Row, Table
 from benchgate.errors import DatasetError
 from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
-from benchgate.examples import Example
-from benchgate.sampling import seeded_sample
+from benchgate.spec.example import Example
 from scorers import metrics as registry
 from scorers.passk import default_ks
 

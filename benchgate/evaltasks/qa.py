@@ -7,12 +7,12 @@ from collections.abc import Iterable, Iterator
 
 import pandas as pd
 
+from benchgate.datasets.files import file_revision
 from benchgate.datasets.hub import load_hub_rows
+from benchgate.datasets.sampling import seeded_sample
 from benchgate.datasets.squad import SquadItem, read_squad
 from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
-from benchgate.evaltasks.files import file_revision
-from benchgate.examples import Example
-from benchgate.sampling import seeded_sample
+from benchgate.spec.example import Example
 from scorers.squad import exact_match, f1
 
 ABSTAIN = "unanswerable"

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pandas as pd
 
 from benchgate.datasets.cnn_dailymail import read_cnn_dailymail
+from benchgate.datasets.files import file_revision
 from benchgate.datasets.hub import load_hub_rows
+from benchgate.datasets.sampling import seeded_sample
 from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
-from benchgate.evaltasks.files import file_revision
-from benchgate.examples import Example
-from benchgate.sampling import seeded_sample
+from benchgate.spec.example import Example
 from scorers.rouge import score_summaries
 
 SYSTEM = "You are a news editor who writes short, factual summaries."

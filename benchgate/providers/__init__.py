@@ -10,7 +10,7 @@ import importlib
 
 from benchgate.errors import ConfigurationError
 from benchgate.providers.base import Completion, Provider
-from benchgate.request import ModelSpec
+from benchgate.spec.request import ModelSpec
 
 __all__ = ["Completion", "Provider", "create_provider", "provider_class"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchgate.examples import Example
 from benchgate.providers.base import Completion
 from benchgate.providers.http import HttpProvider
+from benchgate.spec.example import Example
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; OpenAI-style requests often omit it

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from benchgate.examples import Example
-from benchgate.request import ModelSpec
+from benchgate.spec.example import Example
+from benchgate.spec.request import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from benchgate.errors import ProviderConfigError
-from benchgate.examples import Example
 from benchgate.providers.base import Completion, Provider
+from benchgate.spec.example import Example
 
 MODELS = ("reference", "baseline", "lead-3", "sliding-window")
 _PTB_CLOSERS = {"''", "'", "-rrb-", ")", '"'}

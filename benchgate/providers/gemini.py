@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchgate.examples import Example
 from benchgate.providers.base import Completion
 from benchgate.providers.http import HttpProvider, Outcome
+from benchgate.spec.example import Example
 
 # OpenAI-style parameter names -> generationConfig names; other keys pass through unchanged.
 _GENERATION_CONFIG = {

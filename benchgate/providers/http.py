@@ -36,10 +36,10 @@ import httpcore
 import httpx
 
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
-from benchgate.examples import Example
 from benchgate.providers.base import Completion, Provider
 from benchgate.providers.limits import limiter_for
-from benchgate.request import ModelSpec
+from benchgate.spec.example import Example
+from benchgate.spec.request import ModelSpec
 
 logger = logging.getLogger(__name__)
 

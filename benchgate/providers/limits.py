@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 
-from benchgate.request import ModelSpec
+from benchgate.spec.request import ModelSpec
 
 
 class ModelLimiter:

@@ -24,7 +24,7 @@ from rouge_score import rouge_scorer
 
 from benchgate.datasets.humaneval import read_humaneval
 from benchgate.datasets.squad import read_squad
-from benchgate.webhooks import verify
+from benchgate.gate.webhooks import verify
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
 
@@ -269,7 +269,7 @@ def test_sigkill_mid_generation_then_resume(tmp_path: Path, prefect_server) -> N
         request.write_text(json.dumps(data))
         env = cli_env(prefect_server, tmp_path / "store", E2E_API_KEY=FAKE_KEY)
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchgate.cli", "run", str(request)],
+            [sys.executable, "-m", "benchgate", "run", str(request)],
             env=env,
             cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from benchgate.client import ApiClient
-from benchgate.release import release_payload, release_request
-from benchgate.report import report_exit_code
+from benchgate.interfaces.client import ApiClient
+from benchgate.report.build import report_exit_code
+from benchgate.run.release import release_payload, release_request
 from tests.api.server import TOKEN, ApiServer
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.prefect_server import PrefectServer
@@ -257,7 +257,7 @@ def test_api_round_trip_through_the_on_demand_deployment(deployed: Deployed, tmp
 
 
 def _release_template() -> dict[str, Any]:
-    from benchgate.release import load_template
+    from benchgate.run.release import load_template
 
     return load_template(REPO_ROOT / "deployments" / "requests" / "release-template.yaml")
 

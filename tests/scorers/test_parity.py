@@ -24,7 +24,7 @@ from benchgate.datasets.cnn_dailymail import derived_id, read_cnn_dailymail
 from benchgate.datasets.humaneval import read_humaneval
 from benchgate.datasets.squad import read_squad
 from benchgate.errors import DatasetError
-from benchgate.offline_scoring import CodeChecker, score_predictions
+from benchgate.evaltasks.offline import CodeChecker, score_predictions
 from scorers.passk import per_problem_pass_at_k
 from scorers.rouge import score_summaries
 from scorers.squad import evaluate_squad_v2

@@ -1,0 +1,5 @@
+"""`python -m benchgate` is the `benchgate` command."""
+
+from benchgate.interfaces.cli import main
+
+main()

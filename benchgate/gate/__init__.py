@@ -1,0 +1,1 @@
+"""The quality gate: rule kinds, paired comparisons, verdicts and signed webhooks."""

@@ -1,0 +1,307 @@
+"""The `benchgate` command line (DESIGN.md §6).
+
+Exit codes: 0 gate passed, 1 gate failed, 2 invalid request or configuration, 3 inconclusive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from benchgate.errors import EXIT_OK, BenchgateError, ConfigurationError
+from benchgate.run.validation import load_request
+from benchgate.settings import quiet_prefect
+from benchgate.spec.request import BenchmarkRequest
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Continuous evaluation of LLMs as a CI/CD quality gate."
+)
+
+
+def _fail(error: BenchgateError) -> typer.Exit:
+    typer.echo(f"benchgate: {error}", err=True)
+    return typer.Exit(error.exit_code)
+
+
+def preflight(request: BenchmarkRequest) -> None:
+    """Fail before any flow starts when a model's secret cannot be resolved."""
+    from benchgate.secrets import resolve_api_key
+
+    for model in request.models:
+        resolve_api_key(model)
+
+
+def print_summary(report: dict[str, Any], exit_code: int) -> None:
+    for task, section in report["report"].items():
+        typer.echo(f"\n{task} ({section['dataset']})")
+        for row in section["results"]:
+            metrics = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "model" and v is not None)
+            typer.echo(f"  {row['model']:<24} {metrics}")
+        for model, detail in report.get("details", {}).get(task, {}).items():
+            if detail.get("failure"):
+                typer.echo(f"  {model:<24} FAILED: {detail['failure']}")
+            elif detail.get("inconclusive"):
+                typer.echo(
+                    f"  {model:<24} inconclusive: {detail['n_errors']} of {detail['n_items']} items errored"
+                )
+    gate = report.get("gate")
+    verdict = gate["decision"] if gate else "no gate"
+    typer.echo(f"\nbenchmark {report['benchmarkId']}: {report['status']}; gate: {verdict}; exit {exit_code}")
+
+
+@app.command()
+def validate(request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON).")) -> None:
+    """Validate a request without running it."""
+    try:
+        parsed = load_request(request)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    typer.echo(f"{request}: valid ({len(parsed.models)} models x {len(parsed.tasks)} tasks)")
+
+
+@app.command()
+def run(
+    request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Directory for report.json, report.md, junit.xml, gate.json."
+    ),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or fsspec URL)."
+    ),
+) -> None:
+    """Run the benchmark flow and the gate."""
+    try:
+        parsed = load_request(request)
+        preflight(parsed)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    quiet_prefect()
+    from flows.benchmark import benchmark
+
+    try:
+        result = asyncio.run(
+            benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
+        )
+    except BenchgateError as error:
+        raise _fail(error) from None
+    print_summary(result["report"], result["exit_code"])
+    if out:
+        typer.echo(f"outputs in {out}")
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def score(
+    task: str = typer.Argument(..., help="question-answering, text-summarization or code-generation."),
+    predictions: Path = typer.Option(..., "--predictions", help="Predictions in the ecosystem's format."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset file in its original format."),
+    out: Path | None = typer.Option(None, "--out", help="Write one JSON line per item here."),
+) -> None:
+    """Score predictions made elsewhere; prints the metrics as one JSON object."""
+    from benchgate.evaltasks.offline import score_predictions
+
+    try:
+        metrics = score_predictions(task, str(predictions), dataset, str(out) if out else None)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    typer.echo(json.dumps(metrics))
+
+
+@app.command()
+def gate(
+    report: Path = typer.Argument(..., help="A report.json written by `benchgate run`."),
+    rules: Path = typer.Option(
+        ..., "--rules", help="Gate rules file (YAML or JSON, the request's `gate` section)."
+    ),
+    out: Path = typer.Option(Path("out"), "--out", help="Directory for gate.json, junit.xml, report.md."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store holding the per-item scores."
+    ),
+) -> None:
+    """Gate an existing report against rules, using its stored per-item scores."""
+    from benchgate.gate.rules_file import load_report_and_rules
+
+    try:
+        report_data, spec = load_report_and_rules(report, rules)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    quiet_prefect()
+    from benchgate.report.build import append_step_summary, render_markdown
+    from benchgate.store import Store
+    from flows.gate import gate as gate_flow
+
+    out.mkdir(parents=True, exist_ok=True)
+    decision = asyncio.run(gate_flow(report_data, spec.model_dump(mode="json"), Store(store).url, str(out)))
+    report_data["gate"] = decision["decision"]
+    markdown = render_markdown(report_data, decision["markdown"])
+    (out / "report.md").write_text(markdown)
+    append_step_summary(markdown)
+    typer.echo(decision["markdown"])
+    raise typer.Exit(decision["exit_code"])
+
+
+@app.command()
+def server(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 unless you mean otherwise."),
+    port: int = typer.Option(4200, help="Port of the Prefect UI and API."),
+) -> None:
+    """Start a Prefect server for the UI (SQLite by default)."""
+    quiet_prefect()
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+    )
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 unless you mean otherwise."),
+    port: int = typer.Option(8000, help="Port of the HTTP API."),
+    no_auth_local: bool = typer.Option(False, "--no-auth-local", help="Allow no token, on 127.0.0.1 only."),
+    deployment: str | None = typer.Option(
+        None, "--deployment", envvar="BENCHGATE_API_DEPLOYMENT", help="Run through this Prefect deployment."
+    ),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or URL)."
+    ),
+    processes: int = typer.Option(2, "--processes", help="Benchmarks run at once without a deployment."),
+) -> None:
+    """Serve the HTTP API (token from BENCHGATE_API_TOKEN)."""
+    import uvicorn
+
+    from benchgate.interfaces.api import ApiSettings, check_bind, create_app
+
+    token = os.environ.get("BENCHGATE_API_TOKEN") or None
+    try:
+        check_bind(host, token, no_auth_local)
+        if deployment and not os.environ.get("PREFECT_API_URL"):
+            raise ConfigurationError(
+                "--deployment needs PREFECT_API_URL (the Prefect server its workers poll)"
+            )
+    except BenchgateError as error:
+        raise _fail(error) from None
+    quiet_prefect()
+    settings = ApiSettings(token=token, store_url=store, deployment=deployment, processes=processes)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def submit(
+    request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
+    api_url: str = typer.Option(..., "--api", envvar="BENCHGATE_API_URL", help="e.g. http://127.0.0.1:8000"),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the report; exit as `benchgate run` would."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait with --wait."),
+) -> None:
+    """Submit a request to the HTTP API (token from BENCHGATE_API_TOKEN)."""
+    from benchgate.interfaces.client import ApiClient
+    from benchgate.report.build import report_exit_code
+
+    client = ApiClient(api_url, os.environ.get("BENCHGATE_API_TOKEN") or None)
+    try:
+        benchmark_id = client.submit(load_request(request).model_dump(mode="json"))
+        typer.echo(f"submitted {benchmark_id}")
+        if not wait:
+            raise typer.Exit(EXIT_OK)
+        report = client.wait(benchmark_id, timeout=timeout)
+    except BenchgateError as error:
+        raise _fail(error) from None
+    finally:
+        client.close()
+    if report["status"] == "failed":
+        typer.echo(f"benchmark {benchmark_id} failed: {report.get('error', 'see its report')}", err=True)
+    else:
+        print_summary(report, report_exit_code(report))
+    raise typer.Exit(report_exit_code(report))
+
+
+@app.command()
+def history(
+    task: str | None = typer.Option(None, "--task", help="Only this evaluation task."),
+    metric: str | None = typer.Option(None, "--metric", help="Only this metric."),
+    name: str | None = typer.Option(None, "--name", help="Only benchmarks of this name."),
+    last: int = typer.Option(10, "--last", help="Runs shown per model and metric."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or URL)."
+    ),
+) -> None:
+    """Each model's metrics over time, with the change since the previous run (drops flagged)."""
+    from benchgate.report.history import read_history, trend
+    from benchgate.store import Store
+
+    rows = trend(read_history(Store(store), task=task, metric=metric, name=name), last=last)
+    if not rows:
+        typer.echo("no history recorded yet")
+        return
+    for row in rows:
+        change = "" if row.change is None else f"{row.change:+.4g}"
+        flag = "  DROP" if row.dropped else ""
+        typer.echo(
+            f"{row.task:<20} {row.model:<16} {row.metric:<12} {row.completed_at}  {row.benchmark_id}  "
+            f"{row.value:>8.4g} {change:>9}{flag}"
+        )
+
+
+@app.command()
+def release(
+    model_id: str = typer.Argument(..., help="The released model's id (the event resource is model.<id>)."),
+    provider: str = typer.Option(
+        ..., "--provider", help="openai | anthropic | gemini | openai-compatible | builtin"
+    ),
+    model: str | None = typer.Option(None, "--model", help="The provider's model name (default: the id)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="Endpoint, for openai-compatible servers."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Env var holding the key, on the worker."
+    ),
+) -> None:
+    """Emit `model.released` to the Prefect API: the on-model-release deployment gates the model."""
+    quiet_prefect()
+    from benchgate.run.release import EVENT, emit_release, release_payload
+
+    payload = release_payload(model_id, provider, model, base_url, api_key_env)
+    event_id = asyncio.run(emit_release(payload))
+    typer.echo(f"emitted {EVENT} for model.{model_id} ({event_id}): {json.dumps(payload)}")
+
+
+@app.command()
+def tasks() -> None:
+    """List the built-in evaluation tasks and the metrics a custom task can use."""
+    from benchgate.interfaces.preview import render_catalog
+
+    typer.echo(render_catalog())
+
+
+@app.command()
+def preview(
+    request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
+    task: str | None = typer.Option(None, "--task", help="Evaluation task to show (default: every task)."),
+    n: int = typer.Option(3, "-n", min=1, help="How many items to render per task."),
+) -> None:
+    """Render the first prompts and targets of a request's tasks, without calling any model."""
+    from benchgate.errors import RequestError
+    from benchgate.interfaces.preview import first_examples, render_examples
+
+    try:
+        parsed = load_request(request)
+        names = [t.task for t in parsed.tasks]
+        if task is not None and task not in names:
+            raise RequestError([f"--task: unknown evaluation task {task!r} (tasks: {', '.join(names)})"])
+        for spec in parsed.tasks:
+            if task is None or spec.task == task:
+                dataset, examples = first_examples(spec, n)
+                typer.echo(render_examples(spec.task, dataset, examples))
+    except BenchgateError as error:
+        raise _fail(error) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main() or EXIT_OK)

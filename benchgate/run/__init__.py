@@ -1,0 +1,1 @@
+"""Running an evaluation: the generation engine, scoring, summaries and content-addressed cache keys."""

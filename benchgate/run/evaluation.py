@@ -1,0 +1,167 @@
+"""One model x evaluation task, as plain library steps the Prefect tasks wrap."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchgate.evaltasks.base import EvalTask
+from benchgate.run.cache_keys import digest
+from benchgate.spec.example import Example
+from benchgate.spec.request import ModelSpec
+from benchgate.store import Store
+from scorers.stats import bootstrap_ci
+
+DEFAULT_SHARD_SIZE = 100
+EXAMPLES_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ExamplesInfo:
+    digest: str
+    dataset: str
+    revision: str
+    n_examples: int
+    n_shards: int
+
+
+def prepare_examples(store: Store, task: EvalTask) -> ExamplesInfo:
+    """Materialise the examples once per (task definition, dataset revision); later runs reuse the file."""
+    spec = task.spec
+    loaded = task.load()
+    shard_size = spec.shard_size or DEFAULT_SHARD_SIZE
+    material = {"spec": spec.model_dump(mode="json"), "revision": loaded.revision, "format": EXAMPLES_FORMAT}
+    key = f"{spec.task}-{digest(material)}"
+    if not store.exists(store.examples_path(key)):
+        store.write_examples(key, loaded.examples, shard_size)
+    n_examples, n_shards = store.example_counts(key)
+    return ExamplesInfo(key, loaded.name, loaded.revision, n_examples, n_shards)
+
+
+def score_shard(task: EvalTask, examples: list[Example], rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per-item scores for the items whose every sample was generated; errored items are left out."""
+    by_example: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_example.setdefault(row["example_id"], []).append(row)
+    errored = {row["example_id"] for row in rows if row["error"] is not None}
+    complete = [e for e in examples if e.example_id in by_example and e.example_id not in errored]
+    predictions = {
+        e.example_id: [
+            task.postprocess(r["output"] or "") for r in sorted(by_example[e.example_id], key=_sample)
+        ]
+        for e in complete
+    }
+    if not complete:
+        return pd.DataFrame(columns=["example_id", *(m.name for m in task.metrics())])
+    return task.score(complete, predictions)
+
+
+def _sample(row: dict[str, Any]) -> int:
+    return int(row["sample_index"])
+
+
+@dataclass
+class TaskResult:
+    """What one (model, evaluation task) contributes to the report."""
+
+    model_id: str
+    task: str
+    dataset: str
+    dataset_revision: str
+    n_items: int = 0
+    n: int = 0
+    n_errors: int = 0
+    error_rate: float = 0.0
+    inconclusive: bool = False
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    per_item_kind: dict[str, str] = field(default_factory=dict)
+    scales: dict[str, str] = field(default_factory=dict)
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    requests: int = 0
+    reused: int = 0
+    failure: str | None = None
+    breakdown: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(
+    task: EvalTask,
+    model: ModelSpec,
+    info: ExamplesInfo,
+    scores: pd.DataFrame,
+    generation_stats: dict[str, Any],
+    error_budget: float,
+    seed: int = 0,
+) -> TaskResult:
+    n_errors = info.n_examples - len(scores)
+    result = TaskResult(
+        model_id=model.id,
+        task=task.spec.task,
+        dataset=info.dataset,
+        dataset_revision=info.revision,
+        n_items=info.n_examples,
+        n=len(scores),
+        n_errors=n_errors,
+        error_rate=n_errors / info.n_examples if info.n_examples else 0.0,
+        requests=generation_stats["requests"],
+        reused=generation_stats["reused"],
+    )
+    result.inconclusive = result.error_rate > error_budget or result.n == 0
+    for metric in task.metrics():
+        values = scores[metric.name].to_numpy(dtype=float) if len(scores) else np.array([])
+        low, high = bootstrap_ci(values, seed=seed) if len(values) else (float("nan"), float("nan"))
+        mean = float(values.mean()) if len(values) else float("nan")
+        result.metrics[metric.name] = {"value": mean, "ci_low": low, "ci_high": high, "n": len(values)}
+        result.higher_is_better[metric.name] = metric.higher_is_better
+        result.per_item_kind[metric.name] = metric.kind
+        result.scales[metric.name] = metric.scale
+    latencies = generation_stats["latencies"]
+    result.latency_ms = {
+        "p50": float(np.percentile(latencies, 50)) if latencies else None,
+        "p95": float(np.percentile(latencies, 95)) if latencies else None,
+    }
+    result.tokens = {"input": generation_stats["input_tokens"], "output": generation_stats["output_tokens"]}
+    if model.price:
+        result.cost_usd = (
+            result.tokens["input"] * model.price.input_per_mtok
+            + result.tokens["output"] * model.price.output_per_mtok
+        ) / 1e6
+    result.breakdown = task.breakdown(scores)
+    return result
+
+
+class GenerationStats:
+    """Running totals over a model x task's generations, so rows need not be kept."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.requests = 0
+        self.reused = 0
+
+    def add(self, rows: list[dict[str, Any]], requests: int, reused: int) -> None:
+        self.requests += requests
+        self.reused += reused
+        for row in rows:
+            if row["error"] is None:
+                self.latencies.append(float(row["latency_ms"]))
+                self.input_tokens += int(row["input_tokens"] or 0)
+                self.output_tokens += int(row["output_tokens"] or 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "latencies": self.latencies,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "requests": self.requests,
+            "reused": self.reused,
+        }

@@ -1,0 +1,250 @@
+"""The result store (DESIGN.md §5): Parquet under one root, any fsspec URL, atomic writes.
+
+Generations are also appended to a per-shard journal as each one finishes, so a SIGKILL loses at
+most the requests in flight; the journal becomes a Parquet part when the shard completes, and a
+reader treats leftover journals of killed runs as data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from benchgate.errors import StoreError
+from benchgate.settings import store_root
+from benchgate.spec.example import Example
+
+GENERATION_SCHEMA = pa.schema(
+    [
+        ("cache_key", pa.string()),
+        ("benchmark_id", pa.string()),
+        ("model_id", pa.string()),
+        ("provider", pa.string()),
+        ("model_name", pa.string()),
+        ("params", pa.string()),
+        ("dataset", pa.string()),
+        ("dataset_revision", pa.string()),
+        ("example_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("prompt", pa.string()),
+        ("output", pa.string()),
+        ("finish_reason", pa.string()),
+        ("error", pa.string()),
+        ("error_kind", pa.string()),
+        ("reusable", pa.bool_()),
+        ("latency_ms", pa.float64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("created_at", pa.string()),
+    ]
+)
+# What a reused generation needs; prompts and params stay on disk (they are most of a row's size).
+REUSE_COLUMNS = [name for name in GENERATION_SCHEMA.names if name not in ("prompt", "params")]
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("messages", pa.string()),
+        ("references", pa.string()),
+        ("fields", pa.string()),
+    ]
+)
+
+
+def partition_name(value: str) -> str:
+    """A model id or task name as one path segment (ids may contain '/', e.g. org/model)."""
+    return value.replace("/", "%2F")
+
+
+class Store:
+    def __init__(self, root: str | None = None) -> None:
+        self.url = root or store_root()
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write then rename, so a reader never sees half a file."""
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        with self.fs.open(temporary, "wb") as handle:
+            handle.write(data)
+        self.fs.mv(temporary, path)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.fs.open(path, "rb") as handle:
+            return handle.read()
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def _write_table(self, path: str, table: pa.Table, row_group_size: int | None = None) -> None:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, row_group_size=row_group_size, compression="zstd")
+        self.write_bytes(path, buffer.getvalue())
+
+    # examples --------------------------------------------------------------------------------
+    def examples_path(self, examples_digest: str) -> str:
+        return self.path("examples", f"{examples_digest}.parquet")
+
+    def write_examples(self, examples_digest: str, examples: Iterable[Example], shard_size: int) -> int:
+        """Stream examples into one Parquet file with one row group per shard."""
+        path = self.examples_path(examples_digest)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        count = 0
+        with (
+            self.fs.open(temporary, "wb") as handle,
+            pq.ParquetWriter(handle, EXAMPLE_SCHEMA, compression="zstd") as writer,
+        ):
+            for batch in _batched(examples, shard_size):
+                writer.write_table(pa.Table.from_pylist([_example_row(e) for e in batch], EXAMPLE_SCHEMA))
+                count += len(batch)
+        self.fs.mv(temporary, path)
+        return count
+
+    def example_counts(self, examples_digest: str) -> tuple[int, int]:
+        """(examples, shards) from the Parquet footer, without reading the rows."""
+        with self.fs.open(self.examples_path(examples_digest), "rb") as handle:
+            metadata = pq.ParquetFile(handle).metadata
+            return metadata.num_rows, metadata.num_row_groups
+
+    def read_example_shard(self, examples_digest: str, shard: int) -> list[Example]:
+        with self.fs.open(self.examples_path(examples_digest), "rb") as handle:
+            rows = pq.ParquetFile(handle).read_row_group(shard).to_pylist()
+        return [
+            Example(
+                r["example_id"],
+                json.loads(r["messages"]),
+                json.loads(r["references"]),
+                json.loads(r["fields"]),
+            )
+            for r in rows
+        ]
+
+    # generations -----------------------------------------------------------------------------
+    def generations_dir(self, model_id: str, task: str) -> str:
+        return self.path("generations", f"model={partition_name(model_id)}", f"task={partition_name(task)}")
+
+    def read_generations(
+        self, model_id: str, task: str, columns: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every stored generation row of one model x task (parts and leftover journals of killed runs)."""
+        directory = self.generations_dir(model_id, task)
+        if not self.fs.exists(directory):
+            return []
+        rows: list[dict[str, Any]] = []
+        for name in sorted(self.fs.ls(directory, detail=False)):
+            if name.endswith(".parquet"):
+                with self.fs.open(name, "rb") as handle:
+                    rows.extend(pq.read_table(handle, schema=GENERATION_SCHEMA, columns=columns).to_pylist())
+            elif name.endswith(".journal"):
+                journal = _read_journal(self.read_bytes(name))
+                rows.extend(({c: row.get(c) for c in columns} for row in journal) if columns else journal)
+        return rows
+
+    def reusable_generations(self, model_id: str, task: str) -> dict[str, dict[str, Any]]:
+        """Finished generations by cache key, the newest winning; errors are never reused."""
+        reusable: dict[str, dict[str, Any]] = {}
+        for row in self.read_generations(model_id, task, REUSE_COLUMNS):
+            if row["error"] is None and row.get("reusable", True) is not False:
+                current = reusable.get(row["cache_key"])
+                if current is None or row["created_at"] > current["created_at"]:
+                    reusable[row["cache_key"]] = row
+        return reusable
+
+    def generation_writer(self, model_id: str, task: str) -> GenerationWriter:
+        return GenerationWriter(self, self.generations_dir(model_id, task))
+
+    # scores and reports ----------------------------------------------------------------------
+    def scores_path(self, benchmark_id: str, model_id: str, task: str) -> str:
+        model, task = partition_name(model_id), partition_name(task)
+        return self.path("scores", f"model={model}", f"task={task}", f"{benchmark_id}.parquet")
+
+    def write_scores(self, benchmark_id: str, model_id: str, task: str, scores: pd.DataFrame) -> None:
+        self._write_table(
+            self.scores_path(benchmark_id, model_id, task), pa.Table.from_pandas(scores, preserve_index=False)
+        )
+
+    def read_scores(self, benchmark_id: str, model_id: str, task: str) -> pd.DataFrame | None:
+        path = self.scores_path(benchmark_id, model_id, task)
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as handle:
+            return pq.read_table(handle).to_pandas()
+
+    def report_path(self, benchmark_id: str, name: str) -> str:
+        return self.path("reports", benchmark_id, name)
+
+    def read_report(self, benchmark_id: str) -> dict[str, Any] | None:
+        path = self.report_path(benchmark_id, "report.json")
+        if not self.fs.exists(path):
+            return None
+        try:
+            return json.loads(self.read_bytes(path))
+        except json.JSONDecodeError as error:
+            raise StoreError(f"corrupt report {path}: {error}") from None
+
+
+class GenerationWriter:
+    """Appends finished generations to a journal at once; `close` turns it into a Parquet part."""
+
+    def __init__(self, store: Store, directory: str) -> None:
+        self.store = store
+        name = uuid.uuid4().hex
+        store.fs.makedirs(directory, exist_ok=True)
+        self.part_path = f"{directory}/part-{name}.parquet"
+        self.journal_path = f"{directory}/part-{name}.journal"
+        self.rows: list[dict[str, Any]] = []
+        self._journal = store.fs.open(self.journal_path, "ab") if store.is_local else None
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self._journal is not None:
+            self._journal.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+            self._journal.flush()
+
+    def close(self) -> None:
+        if self.rows:
+            self.store._write_table(self.part_path, pa.Table.from_pylist(self.rows, GENERATION_SCHEMA))
+        if self._journal is not None:
+            self._journal.close()
+            self.store.fs.rm(self.journal_path)
+
+
+def _read_journal(data: bytes) -> Iterator[dict[str, Any]]:
+    for line in data.splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            return  # the last line of a killed writer may be cut short
+
+
+def _example_row(example: Example) -> dict[str, str]:
+    return {
+        "example_id": example.example_id,
+        "messages": json.dumps(example.messages, ensure_ascii=False),
+        "references": json.dumps(example.references, ensure_ascii=False),
+        "fields": json.dumps(example.fields, ensure_ascii=False, default=str),
+    }
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,45 @@
+"""`benchgate score` from the command line: the official SQuAD numbers, as one JSON object on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from benchgate.interfaces.cli import app
+
+
+def test_score_squad_predictions_prints_the_official_numbers(shared_data: Path, tmp_path: Path) -> None:
+    squad = shared_data / "squad_v2"
+    official = json.loads((squad / "reference-scores.json").read_text())["results"]["context_first5words"]
+    out = tmp_path / "items.jsonl"
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "question-answering",
+            "--dataset",
+            str(squad / "dev-v2.0.json"),
+            "--predictions",
+            str(squad / "predictions" / "context_first5words.json"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    expected = official["official_output"]
+    assert abs(printed["exact-match"] - expected["exact"]) < 1e-6
+    assert abs(printed["f1-score"] - expected["f1"]) < 1e-6
+    for key in ("HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1"):
+        assert abs(printed["details"][key] - expected[key]) < 1e-6
+    assert len(out.read_text().splitlines()) == 11_873
+
+
+def test_score_without_a_dataset_offline_is_a_clear_error(tmp_path: Path) -> None:
+    predictions = tmp_path / "p.json"
+    predictions.write_text("{}")
+    result = CliRunner().invoke(app, ["score", "question-answering", "--predictions", str(predictions)])
+    assert result.exit_code == 2
+    assert "--dataset" in result.output
