@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INCONCLUSIVE = 3
+EXIT_INTERNAL = 4  # benchgate failed (a bug or the environment), never reported as a regression
 
 
 class BenchgateError(Exception):

@@ -1,20 +1,24 @@
-"""The `benchgate` command line (DESIGN.md §6).
+"""The `benchgate` command line.
 
-Exit codes: 0 gate passed, 1 gate failed, 2 invalid request or configuration, 3 inconclusive.
+Exit codes: 0 gate passed, 1 gate failed, 2 invalid request or configuration, 3 inconclusive,
+4 benchgate itself failed (a crash is never reported as 1, which CI reads as "the model regressed").
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
-from benchgate.errors import EXIT_OK, BenchgateError, ConfigurationError
+from benchgate.errors import EXIT_INTERNAL, EXIT_OK, BenchgateError, ConfigurationError
 from benchgate.run.validation import load_request
 from benchgate.settings import quiet_prefect
 from benchgate.spec.request import BenchmarkRequest
@@ -24,9 +28,28 @@ app = typer.Typer(
 )
 
 
+StoreOption = Annotated[
+    str | None, typer.Option("--store", envvar="BENCHGATE_STORE", help="Store root (path or fsspec URL).")
+]
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
 def _fail(error: BenchgateError) -> typer.Exit:
     typer.echo(f"benchgate: {error}", err=True)
     return typer.Exit(error.exit_code)
+
+
+def user_errors(command: Command) -> Command:
+    """A BenchgateError is the user's to fix: print its message and exit with its code, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except BenchgateError as error:
+            raise _fail(error) from None
+
+    return cast(Command, wrapper)
 
 
 def preflight(request: BenchmarkRequest) -> None:
@@ -56,40 +79,31 @@ def print_summary(report: dict[str, Any], exit_code: int) -> None:
 
 
 @app.command()
+@user_errors
 def validate(request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON).")) -> None:
     """Validate a request without running it."""
-    try:
-        parsed = load_request(request)
-    except BenchgateError as error:
-        raise _fail(error) from None
+    parsed = load_request(request)
     typer.echo(f"{request}: valid ({len(parsed.models)} models x {len(parsed.tasks)} tasks)")
 
 
 @app.command()
+@user_errors
 def run(
     request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
     out: Path | None = typer.Option(
         None, "--out", help="Directory for report.json, report.md, junit.xml, gate.json."
     ),
-    store: str | None = typer.Option(
-        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or fsspec URL)."
-    ),
+    store: StoreOption = None,
 ) -> None:
     """Run the benchmark flow and the gate."""
-    try:
-        parsed = load_request(request)
-        preflight(parsed)
-    except BenchgateError as error:
-        raise _fail(error) from None
+    parsed = load_request(request)
+    preflight(parsed)
     quiet_prefect()
     from flows.benchmark import benchmark
 
-    try:
-        result = asyncio.run(
-            benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
-        )
-    except BenchgateError as error:
-        raise _fail(error) from None
+    result = asyncio.run(
+        benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
+    )
     print_summary(result["report"], result["exit_code"])
     if out:
         typer.echo(f"outputs in {out}")
@@ -97,6 +111,7 @@ def run(
 
 
 @app.command()
+@user_errors
 def score(
     task: str = typer.Argument(..., help="question-answering, text-summarization or code-generation."),
     predictions: Path = typer.Option(..., "--predictions", help="Predictions in the ecosystem's format."),
@@ -106,31 +121,24 @@ def score(
     """Score predictions made elsewhere; prints the metrics as one JSON object."""
     from benchgate.evaltasks.offline import score_predictions
 
-    try:
-        metrics = score_predictions(task, str(predictions), dataset, str(out) if out else None)
-    except BenchgateError as error:
-        raise _fail(error) from None
+    metrics = score_predictions(task, str(predictions), dataset, str(out) if out else None)
     typer.echo(json.dumps(metrics))
 
 
 @app.command()
+@user_errors
 def gate(
     report: Path = typer.Argument(..., help="A report.json written by `benchgate run`."),
     rules: Path = typer.Option(
         ..., "--rules", help="Gate rules file (YAML or JSON, the request's `gate` section)."
     ),
     out: Path = typer.Option(Path("out"), "--out", help="Directory for gate.json, junit.xml, report.md."),
-    store: str | None = typer.Option(
-        None, "--store", envvar="BENCHGATE_STORE", help="Store holding the per-item scores."
-    ),
+    store: StoreOption = None,
 ) -> None:
     """Gate an existing report against rules, using its stored per-item scores."""
     from benchgate.gate.rules_file import load_report_and_rules
 
-    try:
-        report_data, spec = load_report_and_rules(report, rules)
-    except BenchgateError as error:
-        raise _fail(error) from None
+    report_data, spec = load_report_and_rules(report, rules)
     quiet_prefect()
     from benchgate.report.build import append_step_summary, render_markdown
     from benchgate.store import Store
@@ -147,6 +155,7 @@ def gate(
 
 
 @app.command()
+@user_errors
 def server(
     host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 unless you mean otherwise."),
     port: int = typer.Option(4200, help="Port of the Prefect UI and API."),
@@ -160,6 +169,7 @@ def server(
 
 
 @app.command()
+@user_errors
 def api(
     host: str = typer.Option("127.0.0.1", help="Interface to bind; 127.0.0.1 unless you mean otherwise."),
     port: int = typer.Option(8000, help="Port of the HTTP API."),
@@ -167,9 +177,7 @@ def api(
     deployment: str | None = typer.Option(
         None, "--deployment", envvar="BENCHGATE_API_DEPLOYMENT", help="Run through this Prefect deployment."
     ),
-    store: str | None = typer.Option(
-        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or URL)."
-    ),
+    store: StoreOption = None,
     processes: int = typer.Option(2, "--processes", help="Benchmarks run at once without a deployment."),
 ) -> None:
     """Serve the HTTP API (token from BENCHGATE_API_TOKEN)."""
@@ -178,20 +186,16 @@ def api(
     from benchgate.interfaces.api import ApiSettings, check_bind, create_app
 
     token = os.environ.get("BENCHGATE_API_TOKEN") or None
-    try:
-        check_bind(host, token, no_auth_local)
-        if deployment and not os.environ.get("PREFECT_API_URL"):
-            raise ConfigurationError(
-                "--deployment needs PREFECT_API_URL (the Prefect server its workers poll)"
-            )
-    except BenchgateError as error:
-        raise _fail(error) from None
+    check_bind(host, token, no_auth_local)
+    if deployment and not os.environ.get("PREFECT_API_URL"):
+        raise ConfigurationError("--deployment needs PREFECT_API_URL (the Prefect server its workers poll)")
     quiet_prefect()
     settings = ApiSettings(token=token, store_url=store, deployment=deployment, processes=processes)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 @app.command()
+@user_errors
 def submit(
     request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
     api_url: str = typer.Option(..., "--api", envvar="BENCHGATE_API_URL", help="e.g. http://127.0.0.1:8000"),
@@ -209,8 +213,6 @@ def submit(
         if not wait:
             raise typer.Exit(EXIT_OK)
         report = client.wait(benchmark_id, timeout=timeout)
-    except BenchgateError as error:
-        raise _fail(error) from None
     finally:
         client.close()
     if report["status"] == "failed":
@@ -221,14 +223,13 @@ def submit(
 
 
 @app.command()
+@user_errors
 def history(
     task: str | None = typer.Option(None, "--task", help="Only this evaluation task."),
     metric: str | None = typer.Option(None, "--metric", help="Only this metric."),
     name: str | None = typer.Option(None, "--name", help="Only benchmarks of this name."),
     last: int = typer.Option(10, "--last", help="Runs shown per model and metric."),
-    store: str | None = typer.Option(
-        None, "--store", envvar="BENCHGATE_STORE", help="Store root (path or URL)."
-    ),
+    store: StoreOption = None,
 ) -> None:
     """Each model's metrics over time, with the change since the previous run (drops flagged)."""
     from benchgate.report.history import read_history, trend
@@ -248,6 +249,7 @@ def history(
 
 
 @app.command()
+@user_errors
 def release(
     model_id: str = typer.Argument(..., help="The released model's id (the event resource is model.<id>)."),
     provider: str = typer.Option(
@@ -269,6 +271,7 @@ def release(
 
 
 @app.command()
+@user_errors
 def tasks() -> None:
     """List the built-in evaluation tasks and the metrics a custom task can use."""
     from benchgate.interfaces.preview import render_catalog
@@ -277,6 +280,7 @@ def tasks() -> None:
 
 
 @app.command()
+@user_errors
 def preview(
     request: Path = typer.Argument(..., help="Benchmark request (YAML or JSON)."),
     task: str | None = typer.Option(None, "--task", help="Evaluation task to show (default: every task)."),
@@ -286,22 +290,25 @@ def preview(
     from benchgate.errors import RequestError
     from benchgate.interfaces.preview import first_examples, render_examples
 
-    try:
-        parsed = load_request(request)
-        names = [t.task for t in parsed.tasks]
-        if task is not None and task not in names:
-            raise RequestError([f"--task: unknown evaluation task {task!r} (tasks: {', '.join(names)})"])
-        for spec in parsed.tasks:
-            if task is None or spec.task == task:
-                dataset, examples = first_examples(spec, n)
-                typer.echo(render_examples(spec.task, dataset, examples))
-    except BenchgateError as error:
-        raise _fail(error) from None
+    parsed = load_request(request)
+    names = [t.task for t in parsed.tasks]
+    if task is not None and task not in names:
+        raise RequestError([f"--task: unknown evaluation task {task!r} (tasks: {', '.join(names)})"])
+    for spec in parsed.tasks:
+        if task is None or spec.task == task:
+            dataset, examples = first_examples(spec, n)
+            typer.echo(render_examples(spec.task, dataset, examples))
 
 
 def main() -> None:
-    app()
+    """The console entry point: anything unexpected exits 4 with its traceback, never 1."""
+    try:
+        app()
+    except Exception:
+        traceback.print_exc()
+        typer.echo("benchgate: internal error (exit 4); the traceback above says where", err=True)
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":
-    sys.exit(main() or EXIT_OK)
+    main()

@@ -1,0 +1,41 @@
+"""The command line's exit-code contract for failures that are not the model's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+CRASHING_VALIDATE = """
+import sys
+import benchgate.interfaces.cli as cli
+
+def crash(path):
+    raise ZeroDivisionError("simulated bug")
+
+cli.load_request = crash
+sys.argv = ["benchgate", "validate", "request.yaml"]
+cli.main()
+"""
+
+
+def test_an_unexpected_crash_exits_4_with_its_traceback_never_1() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_VALIDATE], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 4
+    assert "ZeroDivisionError: simulated bug" in result.stderr
+    assert "internal error (exit 4)" in result.stderr
+
+
+def test_a_user_error_exits_2_with_one_message_and_no_traceback(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchgate", "validate", str(tmp_path / "missing.yaml")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr and "Traceback" not in result.stderr
