@@ -1,14 +1,42 @@
-"""Settings that come from the environment (BENCHGATE_*), after the request file."""
+"""Settings that come from the environment (BENCHGATE_*), after the request file.
+
+One `BaseSettings` so every variable is declared, typed and documented in one place; read afresh on
+each call because tests and long-lived servers change the environment.
+"""
 
 from __future__ import annotations
 
 import os
 
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 DEFAULT_STORE = ".benchgate"
 
 
+class Settings(BaseSettings):
+    """`BENCHGATE_STORE`, `BENCHGATE_API_TOKEN`, ... (the field name, upper-cased, after the prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix="BENCHGATE_", extra="ignore")
+
+    store: str = DEFAULT_STORE
+    api_token: SecretStr | None = None
+    api_url: str | None = None
+    api_deployment: str | None = None
+    evaluate_deployment: str = "evaluate/work-pool"
+
+    @property
+    def token(self) -> str | None:
+        """The API token, or None when unset or empty."""
+        return self.api_token.get_secret_value() or None if self.api_token else None
+
+
+def settings() -> Settings:
+    return Settings()
+
+
 def store_root() -> str:
-    return os.environ.get("BENCHGATE_STORE", DEFAULT_STORE)
+    return settings().store
 
 
 PREFECT_QUIET_DEFAULTS = {

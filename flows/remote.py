@@ -8,7 +8,6 @@ shared store and the dispatching side reads it from there: the store stays the s
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from prefect import flow
@@ -17,15 +16,15 @@ from prefect.deployments import arun_deployment
 
 from benchgate.run.evaluation import TaskResult
 from benchgate.run.validation import parse_request
+from benchgate.settings import settings
 from benchgate.store import Store, partition_name
 from flows.evaluate import evaluate
 
-EVALUATE_DEPLOYMENT = "evaluate/work-pool"
 POLL_SECONDS = 1.0
 
 
 def evaluate_deployment() -> str:
-    return os.environ.get("BENCHGATE_EVALUATE_DEPLOYMENT", EVALUATE_DEPLOYMENT)
+    return settings().evaluate_deployment
 
 
 def result_path(store: Store, benchmark_id: str, model_id: str, task_name: str) -> str:

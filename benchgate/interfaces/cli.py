@@ -20,7 +20,7 @@ import typer
 
 from benchgate.errors import EXIT_INTERNAL, EXIT_OK, BenchgateError, ConfigurationError
 from benchgate.run.validation import load_request
-from benchgate.settings import quiet_prefect
+from benchgate.settings import quiet_prefect, settings
 from benchgate.spec.request import BenchmarkRequest
 
 app = typer.Typer(
@@ -185,13 +185,13 @@ def api(
 
     from benchgate.interfaces.api import ApiSettings, check_bind, create_app
 
-    token = os.environ.get("BENCHGATE_API_TOKEN") or None
+    token = settings().token
     check_bind(host, token, no_auth_local)
     if deployment and not os.environ.get("PREFECT_API_URL"):
         raise ConfigurationError("--deployment needs PREFECT_API_URL (the Prefect server its workers poll)")
     quiet_prefect()
-    settings = ApiSettings(token=token, store_url=store, deployment=deployment, processes=processes)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    api_settings = ApiSettings(token=token, store_url=store, deployment=deployment, processes=processes)
+    uvicorn.run(create_app(api_settings), host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -206,7 +206,7 @@ def submit(
     from benchgate.interfaces.client import ApiClient
     from benchgate.report.build import report_exit_code
 
-    client = ApiClient(api_url, os.environ.get("BENCHGATE_API_TOKEN") or None)
+    client = ApiClient(api_url, settings().token)
     try:
         benchmark_id = client.submit(load_request(request).model_dump(mode="json"))
         typer.echo(f"submitted {benchmark_id}")
