@@ -27,7 +27,13 @@ from pathlib import Path
 
 import psutil
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cnn_dailymail" / "test.jsonl"
+DEFAULT_DATA = (
+    Path(
+        os.environ.get("BENCHGATE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    )
+    / "cnn_dailymail"
+    / "test.jsonl"
+)
 BUDGET_BYTES = 1536 * 1024 * 1024
 MODELS = ("reference", "baseline", "lead-3")
 

@@ -19,7 +19,12 @@ from rouge_score import rouge_scorer
 
 from scorers.rouge import score_summaries
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cnn_dailymail"
+DATA = (
+    Path(
+        os.environ.get("BENCHGATE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    )
+    / "cnn_dailymail"
+)
 TARGET_RATIO = 0.6
 
 

@@ -20,7 +20,7 @@ from flows.remote import evaluate_on_pool
 from tasks.history import record_history
 from tasks.report import aggregate, publish
 
-MAX_CONCURRENT_SUBFLOWS = 4  # SQLite-backed Prefect servers lock up beyond a handful (PREFECT-NOTES.md)
+MAX_CONCURRENT_SUBFLOWS = 4  # SQLite-backed Prefect servers answer "database is locked" beyond a handful
 
 
 def _run_name() -> str:
@@ -35,7 +35,10 @@ async def benchmark(
     benchmark_id: str | None = None,
     store_url: str | None = None,
 ) -> dict[str, Any]:
-    """Returns the report, the gate decision (if any) and the exit code of DESIGN.md §6."""
+    """Returns the report, the gate decision (if any) and the exit code.
+
+    Exit codes: 0 pass, 1 gate failed, 2 invalid or failed run, 3 inconclusive.
+    """
     parsed = parse_request(request)
     store = Store(store_url)
     benchmark_id = benchmark_id or new_benchmark_id()

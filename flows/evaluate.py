@@ -1,4 +1,4 @@
-"""Subflow: one model on one evaluation task (DESIGN.md §1): load, generate by shard, score, summarise."""
+"""Subflow: one model on one evaluation task: load, generate by shard, score, summarise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN.md §6): submit a request, read its report; bearer-token auth, 127.0.0.1 by default.
+"""The HTTP API: submit a request, read its report; bearer-token auth, 127.0.0.1 by default.
 
 A submission runs through a Prefect deployment when one is configured (workers pick it up), otherwise
 in a process pool of this server, so a benchmark never blocks the event loop.

@@ -1,4 +1,4 @@
-"""Content-addressed generation keys (DESIGN.md §2): same inputs, same key, across runs and machines."""
+"""Content-addressed generation keys: same inputs, same key, across runs and machines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The result store (DESIGN.md §5): Parquet under one root, any fsspec URL, atomic writes.
+"""The result store: Parquet under one root, any fsspec URL, atomic writes.
 
 Generations are also appended to a per-shard journal as each one finishes, so a SIGKILL loses at
 most the requests in flight; the journal becomes a Parquet part when the shard completes, and a

@@ -14,7 +14,7 @@ from benchgate.interfaces.cli import app
 
 CI = Path(__file__).resolve().parents[2] / "examples" / "ci"
 REPO = CI.parents[1]
-COMMANDS = {"run", "validate", "score", "gate"}  # DESIGN.md §6
+COMMANDS = {"run", "validate", "score", "gate"}  # the commands a CI job calls
 
 
 def github() -> dict:

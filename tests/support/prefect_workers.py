@@ -74,7 +74,7 @@ class Worker:
             )
 
     def stop(self) -> None:
-        """One SIGTERM is not enough for a worker (PREFECT-NOTES.md)."""
+        """One SIGTERM is not enough for a Prefect worker: it can ignore it for over 30 s."""
         stop_group(self.process, term_wait=5)
 
 
