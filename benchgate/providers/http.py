@@ -11,10 +11,10 @@ becomes a Completion; everything that decides whether an item costs one call or 
 - Other 4xx are the item's own failure (ProviderError, not transient), except 401/403/404, which
   say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
   the same provider instance fails immediately with it (no request is sent).
-- Client CPU is kept low on purpose: plain json, bodies encoded once, one pooled client per
-  provider instance with as many keep-alive connections as the model's concurrency. httpx
-  configures the pools (TLS, proxies from the environment, limits) but requests go straight to
-  its httpcore pool with prebuilt header lists (httpx's client layers were ~30% of the CPU).
+- Client CPU is kept low on purpose: plain json, bodies encoded once, as many keep-alive
+  connections per provider instance as the model's concurrency, and requests sent straight to
+  httpcore connection pools (benchgate.providers.connections) with prebuilt header lists:
+  httpx's client layers were ~30% of the CPU.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
-import functools
 import json
 import logging
 import random
-import ssl
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ import httpx
 
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
 from benchgate.providers.base import Completion, Provider
+from benchgate.providers.connections import connection_pool
 from benchgate.providers.limits import limiter_for
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
@@ -119,12 +118,6 @@ def error_details(content: bytes) -> tuple[str | None, dict[str, Any]]:
     return (f"{text} [{kind}]" if kind else text), error
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """Loading the CA bundle costs ~20 ms; every pool of every provider shares one context."""
-    return httpx.create_ssl_context()
-
-
 @dataclass
 class _Failure:
     """One retryable attempt that did not work, kept for the final message."""
@@ -160,29 +153,11 @@ class HttpProvider(Provider):
         # 8), so the connections are split over small pools; a request takes the one with most room.
         shards = -(-spec.concurrency // POOL_SHARD_SIZE)
         sizes = [len(range(i, spec.concurrency, shards)) for i in range(shards)]
-        timeout = httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0), pool=None)
-        self._pools = [
-            httpx.AsyncClient(
-                headers=self._headers,
-                timeout=timeout,
-                verify=_ssl_context(),
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            )
-            for size in sizes
-        ]
+        self._pools = [connection_pool(self.base_url, size) for size in sizes]
         self._free = sizes
-        # The httpcore pool under each client's transport for the base URL (a proxy's when the
-        # environment sets one); requests skip httpx's Request/Response layers.
-        route = httpx.URL(self.base_url)
-        self._transports = [pool._transport_for_url(route)._pool for pool in self._pools]
-        self._extensions = {
-            "timeout": {
-                "connect": timeout.connect,
-                "read": timeout.read,
-                "write": timeout.write,
-                "pool": None,
-            }
-        }
+        connect = min(spec.timeout, 10.0)
+        timeouts = {"connect": connect, "read": spec.timeout, "write": spec.timeout, "pool": None}
+        self._extensions: dict[str, Any] = {"timeout": timeouts}
         fixed = {
             "accept": "*/*",
             "accept-encoding": "identity",
@@ -279,7 +254,7 @@ class HttpProvider(Provider):
             extensions=self._extensions,
         )
         try:
-            response = await self._transports[shard].handle_async_request(request)
+            response = await self._pools[shard].handle_async_request(request)
             try:
                 body = await response.aread()
             finally:

@@ -11,7 +11,7 @@ from benchgate.providers import provider_class
 from benchgate.providers.base import Completion
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
-from tests.library.conftest import KEY
+from tests.providers.conftest import KEY
 from tests.support.chat_servers import Reply
 
 EXAMPLE = Example(

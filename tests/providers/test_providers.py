@@ -24,7 +24,7 @@ from benchgate.providers.openai import OpenAIProvider
 from benchgate.providers.openai_compatible import OpenAICompatibleProvider
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
-from tests.library.conftest import KEY
+from tests.providers.conftest import KEY
 from tests.support.chat_servers import ChatServer, Reply
 
 EXAMPLE = Example(
