@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import random
 import time
 import uuid
@@ -24,6 +23,7 @@ import httpx
 
 from benchgate.errors import ConfigurationError
 from benchgate.gate.evaluate import FAIL, INCONCLUSIVE, PASS, DeliveryResult, GateDecision
+from benchgate.secrets import resolve_secret
 from benchgate.spec.gate import GateSpec, Webhook
 
 log = logging.getLogger(__name__)
@@ -150,26 +150,13 @@ def _deliver(
 
 def _secret(hook: Webhook) -> bytes | None:
     """The signing secret by reference; errors name the reference, never the value."""
-    if hook.secret_env:
-        value = os.environ.get(hook.secret_env)
-        if not value:
-            raise ConfigurationError(f"webhook secret: environment variable {hook.secret_env} is not set")
-        return value.encode()
-    if hook.secret_block:
-        try:
-            from prefect.blocks.system import Secret
-
-            value = Secret.load(hook.secret_block, _sync=True).get()
-        except Exception as error:  # Prefect raises ValueError, httpx errors, ObjectNotFound...
-            reason = type(error).__name__
-            raise ConfigurationError(
-                f"webhook secret: cannot load Prefect Secret block {hook.secret_block!r}: {reason}"
-            ) from None
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"webhook secret: Prefect Secret block {hook.secret_block!r} is empty")
-        return value.encode()
-    log.warning("webhook %s has no secret: sending it unsigned", _redacted(str(hook.url)))
-    return None
+    value = resolve_secret(
+        "webhook secret", hook.secret_env, hook.secret_block, ("secret_env", "secret_block")
+    )
+    if value is None:
+        log.warning("webhook %s has no secret: sending it unsigned", _redacted(str(hook.url)))
+        return None
+    return value.encode()
 
 
 def _redacted(url: str) -> str:

@@ -84,7 +84,7 @@ def test_prefect_secret_is_loaded_by_name(monkeypatch):
 
     class FakeSecret:
         @classmethod
-        def load(cls, name: str, _sync: bool = False):
+        def load(cls, name: str):
             if name != "openai-key":
                 raise ValueError(f"Unable to find block document named {name}")
             return cls()
