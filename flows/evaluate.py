@@ -78,6 +78,8 @@ async def evaluate(
         nonlocal done
         examples = await producer.examples(shard)
         generated = await generate(provider, shard, context, quote(producer))
+        if isinstance(generated, ProviderConfigError):
+            raise generated
         stats.add(generated.rows, generated.requests, generated.reused)
         scored = await score(eval_task, shard, quote(examples), quote(generated.rows))
         done += 1

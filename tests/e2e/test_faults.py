@@ -86,6 +86,12 @@ def test_a_refused_key_fails_fast_with_the_providers_message(tmp_path: Path, pre
         report = json.loads((tmp_path / "out" / "report.json").read_text())
         assert report["status"] == "failed"
         assert [r["model"] for r in report["report"]["question-answering"]["results"]] == ["good"]
+    task_runs = httpx.post(
+        f"{prefect_server.api_url}/task_runs/filter",
+        json={"task_runs": {"name": {"like_": "generate · flaky-1"}}, "limit": 50},
+    ).json()
+    assert task_runs, "the refused shard's generate task is recorded"
+    assert max(run["run_count"] for run in task_runs) == 1, "Prefect must not retry a refused configuration"
 
 
 def test_missing_key_variable_is_a_configuration_error(tmp_path: Path, prefect_server) -> None:
