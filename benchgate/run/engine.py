@@ -62,7 +62,9 @@ async def generate_shard(
             )
             hit = cached.get(key) if context.cache == "reuse" else None
             if hit is not None:
-                outcome.rows.append(hit)
+                # The key is the prompt's, not the item's: two items asking the same thing share an
+                # answer, and each keeps its own id.
+                outcome.rows.append({**hit, "example_id": example.example_id})
                 outcome.reused += 1
                 continue
             base = {
