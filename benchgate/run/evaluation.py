@@ -35,7 +35,7 @@ def prepare_examples(store: Store, task: EvalTask) -> ExamplesInfo:
     shard_size = spec.shard_size or DEFAULT_SHARD_SIZE
     material = {"spec": spec.model_dump(mode="json"), "revision": loaded.revision, "format": EXAMPLES_FORMAT}
     key = f"{spec.task}-{digest(material)}"
-    if not store.exists(store.examples_path(key)):
+    if not store.examples_readable(key):
         store.write_examples(key, loaded.examples, shard_size)
     n_examples, n_shards = store.example_counts(key)
     return ExamplesInfo(key, loaded.name, loaded.revision, n_examples, n_shards)

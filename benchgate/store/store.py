@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import fsspec
@@ -22,6 +24,8 @@ from fsspec.implementations.local import LocalFileSystem
 from benchgate.errors import StoreError
 from benchgate.settings import store_root
 from benchgate.spec.example import Example
+
+logger = logging.getLogger("benchgate.store")
 
 GENERATION_SCHEMA = pa.schema(
     [
@@ -75,11 +79,48 @@ class Store:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write then rename, so a reader never sees half a file."""
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        with self.fs.open(temporary, "wb") as handle:
+        with self._writing(path) as handle:
             handle.write(data)
-        self.fs.mv(temporary, path)
+
+    @contextmanager
+    def _writing(self, path: str) -> Iterator[Any]:
+        """A temporary file renamed to `path` when complete; on failure (disk full) nothing is left."""
+        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(temporary, "wb") as handle:
+                yield handle
+            self.fs.mv(temporary, path)
+        except OSError as error:
+            with suppress(OSError):
+                self.fs.rm(temporary)
+            raise StoreError(f"cannot write {path}: {error.strerror or error}") from None
+
+    def read_table(self, path: str, **options: Any) -> pa.Table | None:
+        """A Parquet file of the store, or None when it is unreadable: then it is moved aside, named.
+
+        A truncated or garbage file (a crash mid-copy, a full disk, a hand edit) must not fail every
+        later run: it goes to quarantine/ and whatever it held is regenerated or reported missing.
+        """
+        try:
+            with self.fs.open(path, "rb") as handle:
+                return pq.read_table(handle, **options)
+        except (pa.ArrowException, OSError) as error:
+            if not self.fs.exists(path):
+                raise
+            self.quarantine(path, str(error))
+            return None
+
+    def quarantine(self, path: str, reason: str) -> str:
+        """Move an unreadable file under quarantine/ (kept for inspection) and say so."""
+        relative = path[len(self.root.rstrip("/")) + 1 :] if path.startswith(self.root) else path
+        target = self.path("quarantine", f"{relative}.{uuid.uuid4().hex[:8]}")
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(path, target)
+        logger.warning(
+            "store: %s is unreadable (%s); moved to %s and will be regenerated", path, reason, target
+        )
+        return target
 
     def read_bytes(self, path: str) -> bytes:
         with self.fs.open(path, "rb") as handle:
@@ -99,19 +140,27 @@ class Store:
 
     def write_examples(self, examples_digest: str, examples: Iterable[Example], shard_size: int) -> int:
         """Stream examples into one Parquet file with one row group per shard."""
-        path = self.examples_path(examples_digest)
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         count = 0
         with (
-            self.fs.open(temporary, "wb") as handle,
+            self._writing(self.examples_path(examples_digest)) as handle,
             pq.ParquetWriter(handle, EXAMPLE_SCHEMA, compression="zstd") as writer,
         ):
             for batch in _batched(examples, shard_size):
                 writer.write_table(pa.Table.from_pylist([_example_row(e) for e in batch], EXAMPLE_SCHEMA))
                 count += len(batch)
-        self.fs.mv(temporary, path)
         return count
+
+    def examples_readable(self, examples_digest: str) -> bool:
+        """Whether the materialised examples exist and their footer reads; a corrupt file is quarantined."""
+        path = self.examples_path(examples_digest)
+        if not self.fs.exists(path):
+            return False
+        try:
+            self.example_counts(examples_digest)
+        except (pa.ArrowException, OSError) as error:
+            self.quarantine(path, str(error))
+            return False
+        return True
 
     def example_counts(self, examples_digest: str) -> tuple[int, int]:
         """(examples, shards) from the Parquet footer, without reading the rows."""
@@ -146,8 +195,8 @@ class Store:
         rows: list[dict[str, Any]] = []
         for name in sorted(self.fs.ls(directory, detail=False)):
             if name.endswith(".parquet"):
-                with self.fs.open(name, "rb") as handle:
-                    rows.extend(pq.read_table(handle, schema=GENERATION_SCHEMA, columns=columns).to_pylist())
+                table = self.read_table(name, schema=GENERATION_SCHEMA, columns=columns)
+                rows.extend(table.to_pylist() if table is not None else [])
             elif name.endswith(".journal"):
                 journal = _read_journal(self.read_bytes(name))
                 rows.extend(({c: row.get(c) for c in columns} for row in journal) if columns else journal)
@@ -180,8 +229,8 @@ class Store:
         path = self.scores_path(benchmark_id, model_id, task)
         if not self.fs.exists(path):
             return None
-        with self.fs.open(path, "rb") as handle:
-            return pq.read_table(handle).to_pandas()
+        table = self.read_table(path)
+        return table.to_pandas() if table is not None else None
 
     def report_path(self, benchmark_id: str, name: str) -> str:
         return self.path("reports", benchmark_id, name)
@@ -211,8 +260,11 @@ class GenerationWriter:
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         if self._journal is not None:
-            self._journal.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-            self._journal.flush()
+            try:
+                self._journal.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+                self._journal.flush()
+            except OSError as error:
+                raise StoreError(f"cannot write {self.journal_path}: {error.strerror or error}") from None
 
     def close(self) -> None:
         if self.rows:

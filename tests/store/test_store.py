@@ -1,0 +1,113 @@
+"""The store survives what disks do: files cut short or garbled, and a disk that fills up."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchgate.spec.example import Example
+from benchgate.store import Store
+from tests.conftest import REPO_ROOT
+
+ROW = {
+    "cache_key": "k",
+    "benchmark_id": "bmk-1",
+    "model_id": "m",
+    "example_id": "q-1",
+    "sample_index": 0,
+    "output": "Paris",
+    "error": None,
+    "reusable": True,
+    "created_at": "2026-01-01T00:00:00+00:00",
+}
+
+
+def write_part(store: Store, example_id: str) -> str:
+    writer = store.generation_writer("m", "qa")
+    writer.append({**ROW, "cache_key": f"k-{example_id}", "example_id": example_id})
+    writer.close()
+    return writer.part_path
+
+
+def truncate(path: str) -> None:
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+
+
+def test_a_truncated_generation_part_is_quarantined_named_and_the_rest_still_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(str(tmp_path))
+    write_part(store, "q-1")
+    broken = write_part(store, "q-2")
+    truncate(broken)
+    with caplog.at_level(logging.WARNING, logger="benchgate.store"):
+        rows = store.read_generations("m", "qa")
+    assert [row["example_id"] for row in rows] == ["q-1"]
+    assert broken in caplog.text and "quarantine" in caplog.text
+    assert not Path(broken).exists()
+    assert len(list((tmp_path / "quarantine").rglob("*.parquet.*"))) == 1
+    assert set(store.reusable_generations("m", "qa")) == {"k-q-1"}, "the lost answer is asked again"
+
+
+def test_garbage_examples_are_quarantined_and_materialised_again(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    examples = [Example(f"q-{i}", [{"role": "user", "content": str(i)}], ["a"]) for i in range(5)]
+    store.write_examples("qa-digest", examples, shard_size=2)
+    assert store.examples_readable("qa-digest")
+    Path(store.examples_path("qa-digest")).write_bytes(b"not parquet at all")
+    assert not store.examples_readable("qa-digest")
+    assert not Path(store.examples_path("qa-digest")).exists()
+    store.write_examples("qa-digest", examples, shard_size=2)
+    assert store.example_counts("qa-digest") == (5, 3)
+
+
+def test_unreadable_scores_read_as_missing(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    store.write_scores("bmk-1", "m", "qa", pd.DataFrame({"example_id": ["q-1"], "f1-score": [100.0]}))
+    truncate(store.scores_path("bmk-1", "m", "qa"))
+    assert store.read_scores("bmk-1", "m", "qa") is None
+
+
+FILL_THE_DISK = """
+import sys
+from pathlib import Path
+from benchgate.store import Store
+
+store = Store(sys.argv[1])
+store.write_bytes(store.path("small.json"), b"{}")
+try:
+    store.write_bytes(store.path("reports", "big.bin"), b"x" * 200_000)
+except StoreError as error:
+    print("StoreError:", error)
+names = sorted(p.name for p in Path(sys.argv[1]).rglob("*") if p.is_file())
+print("files:", names)
+"""
+
+
+def test_a_full_disk_is_a_store_error_naming_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A real 64 KiB tmpfs, mounted in a private mount namespace (unprivileged user namespace)."""
+    unshare = shutil.which("unshare")
+    assert unshare, "util-linux unshare is part of every Debian/Ubuntu base system"
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    script = tmp_path / "fill.py"
+    script.write_text(FILL_THE_DISK)
+    shell = f"mount -t tmpfs -o size=64k tmpfs {mount_point} && exec {sys.executable} {script} {mount_point}"
+    result = subprocess.run(
+        [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", shell],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "StoreError: cannot write" in result.stdout and "big.bin" in result.stdout
+    assert "No space left on device" in result.stdout
+    assert "files: ['small.json']" in result.stdout
