@@ -78,6 +78,7 @@ def test_unreadable_scores_read_as_missing(tmp_path: Path) -> None:
 FILL_THE_DISK = """
 import sys
 from pathlib import Path
+from benchgate.errors import StoreError
 from benchgate.store import Store
 
 store = Store(sys.argv[1])
