@@ -1,7 +1,8 @@
-"""Provider registry: `provider: foo-bar` lives in module benchgate.providers.foo_bar as PROVIDER.
+"""The provider index: the `provider:` names a request may use, each with the class that serves it.
 
-Modules are imported lazily, so adding a provider touches one file and a request naming one
-provider never imports the others.
+Classes are imported on first use, so a request naming one provider never imports the others (nor
+their HTTP stack). Adding a provider is one module, one line in PROVIDERS and its test; the request
+check (benchgate.run.validation) reads the same index.
 """
 
 from __future__ import annotations
@@ -12,20 +13,26 @@ from benchgate.errors import ConfigurationError
 from benchgate.providers.base import Completion, Provider
 from benchgate.spec.request import ModelSpec
 
-__all__ = ["Completion", "Provider", "create_provider", "provider_class"]
+__all__ = ["PROVIDERS", "Completion", "Provider", "create_provider", "provider_class"]
+
+PROVIDERS: dict[str, str] = {
+    "anthropic": "benchgate.providers.anthropic:AnthropicProvider",
+    "builtin": "benchgate.providers.builtin:BuiltinProvider",
+    "gemini": "benchgate.providers.gemini:GeminiProvider",
+    "openai": "benchgate.providers.openai:OpenAIProvider",
+    "openai-compatible": "benchgate.providers.openai_compatible:OpenAICompatibleProvider",
+}
 
 
 def provider_class(name: str) -> type[Provider]:
-    module_name = f"{__name__}.{name.replace('-', '_')}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        raise ConfigurationError(f"unknown provider {name!r} (no module {module_name})") from None
-    cls = getattr(module, "PROVIDER", None)
-    if not (isinstance(cls, type) and issubclass(cls, Provider)):
-        raise ConfigurationError(f"provider module {module_name} has no PROVIDER class")
+    """The class serving `provider: name`, its module imported now if it was not yet."""
+    target = PROVIDERS.get(name)
+    if target is None:
+        raise ConfigurationError(f"unknown provider {name!r} (providers: {', '.join(PROVIDERS)})")
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Provider) and cls.name == name):
+        raise ConfigurationError(f"provider {name!r}: {target} is not a Provider named {name!r}")
     return cls
 
 

@@ -47,6 +47,3 @@ class AnthropicProvider(HttpProvider):
             input_tokens=usage.get("input_tokens"),
             output_tokens=usage.get("output_tokens"),
         )
-
-
-PROVIDER = AnthropicProvider

@@ -94,6 +94,3 @@ class GeminiProvider(HttpProvider):
         ):
             return "config"
         return super().classify(status, error)
-
-
-PROVIDER = GeminiProvider

@@ -26,6 +26,3 @@ class OpenAIProvider(OpenAICompatibleProvider):
         if status == 429 and error.get("code") == "insufficient_quota":
             return "config"
         return super().classify(status, error)
-
-
-PROVIDER = OpenAIProvider

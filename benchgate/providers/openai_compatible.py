@@ -31,6 +31,3 @@ class OpenAICompatibleProvider(HttpProvider):
             input_tokens=usage.get("prompt_tokens"),
             output_tokens=usage.get("completion_tokens"),
         )
-
-
-PROVIDER = OpenAICompatibleProvider

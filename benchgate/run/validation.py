@@ -14,12 +14,13 @@ from pydantic import ValidationError
 from benchgate.errors import RequestError
 from benchgate.spec.base import validation_problems
 from benchgate.spec.files import read_structured_file
-from benchgate.spec.gate import BASELINE
+from benchgate.spec.gate import rule_name_problems
 from benchgate.spec.request import BenchmarkRequest, resolve_relative_paths
 
 
 def _semantic_problems(request: BenchmarkRequest) -> list[str]:
     from benchgate.evaltasks import task_problems
+    from benchgate.providers import PROVIDERS
 
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -29,6 +30,11 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
                 f"models[{i}].id: duplicate model id {model.id!r} (also models[{seen[model.id]}])"
             )
         seen.setdefault(model.id, i)
+        if model.provider not in PROVIDERS:
+            problems.append(
+                f"models[{i}].provider: unknown provider {model.provider!r} "
+                f"(providers: {', '.join(PROVIDERS)})"
+            )
         if model.provider == "openai-compatible" and not model.base_url:
             problems.append(f"models[{i}].base_url: required for provider 'openai-compatible'")
         if model.provider == "builtin":
@@ -59,37 +65,14 @@ def _gate_problems(request: BenchmarkRequest) -> list[str]:
     from benchgate.evaltasks import metric_names_for
 
     assert request.gate is not None
-    model_ids = {m.id for m in request.models}
-    problems = []
-    if request.gate.baseline and request.gate.baseline not in model_ids:
-        problems.append(f"gate.baseline: unknown model {request.gate.baseline!r}")
-    for i, rule in enumerate(request.gate.rules):
-        where = f"gate.rules[{i}]"
-        if rule.model not in model_ids:
-            problems.append(
-                f"{where}.model: unknown model {rule.model!r} (models: {', '.join(sorted(model_ids))})"
-            )
-        reference = rule.reference_model
-        if reference == BASELINE and not request.gate.baseline:
-            problems.append(f"{where}: compares with 'baseline' but gate.baseline is not set")
-        elif reference and reference != BASELINE and reference not in model_ids:
-            key = "no_worse_than" if rule.no_worse_than else "better_than"
-            problems.append(f"{where}.{key}: unknown model {reference!r}")
-        task_specs = [t for t in request.tasks if t.task == rule.task]
-        if not task_specs:
-            names = ", ".join(t.task for t in request.tasks)
-            problems.append(f"{where}.task: unknown evaluation task {rule.task!r} (tasks: {names})")
-            continue
-        allowed = metric_names_for(task_specs[0]) | DETAIL_METRICS
-        if rule.metric not in allowed:
-            problems.append(
-                f"{where}.metric: {rule.metric!r} is not reported for {rule.task!r} "
-                f"(metrics: {', '.join(sorted(allowed))})"
-            )
-    return problems
-
-
-DETAIL_METRICS = frozenset({"cost_usd", "latency_p95_ms", "error_rate"})
+    task_specs = {t.task: t for t in reversed(request.tasks)}  # a duplicated name: its first spec
+    return rule_name_problems(
+        request.gate,
+        {m.id for m in request.models},
+        task_specs.keys(),
+        lambda task: metric_names_for(task_specs[task]),
+        prefix="gate.",
+    )
 
 
 def parse_request(data: Any, source: str | None = None) -> BenchmarkRequest:

@@ -11,7 +11,9 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from benchgate.spec.base import StrictModel
 from benchgate.spec.gate import GateSpec
 
-ProviderName = Literal["openai", "anthropic", "gemini", "openai-compatible", "builtin"]
+# A name in the provider index (benchgate.providers.PROVIDERS), checked by benchgate.run.validation
+# so that the spec does not have to list the providers again.
+ProviderName = str
 CachePolicy = Literal["reuse", "refresh", "off"]
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$"
 
@@ -105,7 +107,7 @@ class BenchmarkRequest(StrictModel):
     gate: GateSpec | None = None
     cache: CachePolicy = "reuse"
     error_budget: float = Field(default=0.05, ge=0, le=1)
-    sandbox: Literal["auto", "required", "off"] = "auto"
+    sandbox: Literal["auto", "required"] = "auto"  # what each means: docs/sandbox.md
     execution: Literal["local", "work-pool"] = "local"
     tags: list[str] = Field(default_factory=list)
 

@@ -8,20 +8,25 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import json
 import logging
 import math
+import subprocess
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
 
-from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
-from benchgate.providers import create_provider, provider_class
+from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError, RequestError
+from benchgate.providers import PROVIDERS, create_provider, provider_class
 from benchgate.providers.base import Completion
 from benchgate.providers.http import HttpProvider, error_details, retry_after_seconds
 from benchgate.providers.openai import OpenAIProvider
 from benchgate.providers.openai_compatible import OpenAICompatibleProvider
+from benchgate.run.validation import parse_request
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 from tests.providers.conftest import KEY
@@ -41,13 +46,46 @@ def example(i: int) -> Example:
 # --- registry and keys ------------------------------------------------------------------------------
 
 
-def test_registry_resolves_modules_lazily_by_name():
+def test_the_index_resolves_every_name_to_its_class():
     assert provider_class("openai-compatible") is OpenAICompatibleProvider
     assert provider_class("openai") is OpenAIProvider
     for name in ("anthropic", "gemini"):
         assert issubclass(provider_class(name), HttpProvider)
-    with pytest.raises(ConfigurationError, match="unknown provider 'nope'"):
+    for name in PROVIDERS:
+        assert provider_class(name).name == name
+    with pytest.raises(
+        ConfigurationError, match=r"unknown provider 'nope' \(providers: anthropic, builtin, "
+    ):
         provider_class("nope")
+
+
+def test_a_provider_is_imported_only_when_named():
+    """A request naming `builtin` loads neither the HTTP stack nor the other providers."""
+    code = (
+        "import json, sys\n"
+        "from benchgate.providers import provider_class\n"
+        "provider_class('builtin')\n"
+        "http_stack = [m for m in sys.modules if m.partition('.')[0] in ('httpx', 'httpcore')]\n"
+        "providers = [m for m in sys.modules if m.startswith('benchgate.providers.')]\n"
+        "print(json.dumps(sorted(http_stack + providers)))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert json.loads(run.stdout) == ["benchgate.providers.base", "benchgate.providers.builtin"]
+
+
+def test_an_unknown_provider_is_a_request_problem_naming_the_field():
+    request = {
+        "name": "r",
+        "models": [{"id": "m", "provider": "skynet"}],
+        "tasks": [{"task": "question-answering"}],
+    }
+    with pytest.raises(RequestError) as caught:
+        parse_request(request)
+    assert caught.value.problems == [
+        "models[0].provider: unknown provider 'skynet' "
+        "(providers: anthropic, builtin, gemini, openai, openai-compatible)"
+    ]
 
 
 def test_create_provider_reads_the_key_from_the_named_variable(monkeypatch):
