@@ -7,10 +7,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from benchgate.gate.evaluate import evaluate_gate, exit_code
+from benchgate.gate.evaluate import evaluate_gate
 from benchgate.gate.webhooks import deliver_webhooks
-from benchgate.report.gate_outputs import render_gate_markdown, write_gate_outputs
+from benchgate.report.formats import GATE_FILES, write_outputs
+from benchgate.report.markdown import render_gate_markdown
 from benchgate.spec.gate import GateSpec
+from benchgate.spec.report import Report
 from benchgate.store import Store
 
 
@@ -21,15 +23,16 @@ async def gate(
     """Returns the decision as gate.json has it, its markdown, and the exit code."""
     spec = GateSpec.model_validate(gate_spec)
     store = Store(store_url)
-    benchmark_id = report["benchmarkId"]
+    parsed = Report.model_validate(report)
+    benchmark_id = parsed.benchmark_id
     decision = evaluate_gate(
-        report, spec, lambda model_id, task: store.read_scores(benchmark_id, model_id, task)
+        parsed, spec, lambda model_id, task: store.read_scores(benchmark_id, model_id, task)
     )
-    decision.deliveries = deliver_webhooks(decision, report, spec)
-    write_gate_outputs(Path(out_dir), report, decision)
+    decision.deliveries = deliver_webhooks(decision, parsed, spec)
+    write_outputs(Path(out_dir), parsed.model_copy(update={"gate": decision}), GATE_FILES)
     get_run_logger().info("gate %s: %s", benchmark_id, decision.decision)
     return {
         "decision": decision.to_dict(),
         "markdown": render_gate_markdown(decision),
-        "exit_code": exit_code(decision),
+        "exit_code": decision.exit_code(),
     }

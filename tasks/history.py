@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from benchgate.report.formats import write_atomic
 from benchgate.report.history import (
     append_report,
     drops,
@@ -17,12 +19,13 @@ from benchgate.report.history import (
     trend,
     trend_table,
 )
+from benchgate.spec.report import Report
 from benchgate.store import Store
 
 
 @task(name="record-history", cache_policy=NO_CACHE)
 def record_history(report: dict[str, Any], store: Store) -> int:
-    return append_report(store, report)
+    return append_report(store, Report.model_validate(report))
 
 
 @task(name="publish-trend", cache_policy=NO_CACHE)
@@ -33,19 +36,20 @@ async def publish_trend(
 
     Returns the drops this run introduced, so a caller can act on them.
     """
-    rows = trend(read_history(store, name=report["name"]), last=last)
-    markdown = render_trend_markdown(rows, report["benchmarkId"])
+    parsed = Report.model_validate(report)
+    rows = trend(read_history(store, name=parsed.name), last=last)
+    markdown = render_trend_markdown(rows, parsed.benchmark_id)
     report_md = out_dir / "report.md"
     if report_md.exists():
-        report_md.write_text(report_md.read_text() + "\n" + markdown)
-        store.write_bytes(store.report_path(report["benchmarkId"], "report.md"), report_md.read_bytes())
-    key = "benchgate-" + report["benchmarkId"]
+        write_atomic(report_md, report_md.read_text(encoding="utf-8") + "\n" + markdown)
+        store.write_bytes(store.report_path(parsed.benchmark_id, "report.md"), report_md.read_bytes())
+    key = "benchgate-" + parsed.benchmark_id
     if rows:
         await acreate_table_artifact(
-            trend_table(rows), key=f"{key}-trend", description=f"{report['name']}: last {last} runs"
+            trend_table(rows), key=f"{key}-trend", description=f"{parsed.name}: last {last} runs"
         )
     await acreate_markdown_artifact(markdown, key=f"{key}-trend-md", description="trend with drops flagged")
-    flagged = drops(rows, report["benchmarkId"])
+    flagged = drops(rows, parsed.benchmark_id)
     if flagged:
         get_run_logger().warning("%d metric(s) dropped since the previous run", len(flagged))
-    return [vars(r) for r in flagged]
+    return [asdict(r) for r in flagged]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,41 +9,45 @@ from prefect import task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from benchgate.report.build import append_step_summary, build_report, render_markdown
+from benchgate.report.build import append_step_summary, build_report
+from benchgate.report.formats import REPORT_FILES, write_outputs
 from benchgate.run.evaluation import TaskResult
+from benchgate.spec.report import Report
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 
 
 @task(name="aggregate", cache_policy=NO_CACHE)
 def aggregate(benchmark_id: str, request: BenchmarkRequest, results: list[dict[str, Any]]) -> dict[str, Any]:
-    return build_report(benchmark_id, request, [TaskResult(**r) for r in results])
+    """The report as JSON data: flows pass it on as a parameter, which Prefect shows in its UI."""
+    return build_report(benchmark_id, request, [TaskResult(**r) for r in results]).to_dict()
 
 
 @task(name="publish-report", cache_policy=NO_CACHE)
 async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Path, store: Store) -> Path:
-    """Write report.json and report.md beside the gate outputs, copy all to the store, show them in the UI."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = render_markdown(report, gate_markdown)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "report.md").write_text(markdown)
+    """Write report.json and report.md beside the gate outputs, copy all to the store, show them in the UI.
+
+    report.md renders the gate's verdicts from report["gate"]; ``gate_markdown``, the same table as the
+    gate flow returned it, is not needed for that (the benchmark flow still passes it).
+    """
+    parsed = Report.model_validate(report)
+    markdown = write_outputs(out_dir, parsed, REPORT_FILES)["report.md"]
     append_step_summary(markdown)
     for path in sorted(out_dir.iterdir()):
         if path.is_file() and path.suffix in {".json", ".md", ".xml"}:
-            store.write_bytes(store.report_path(report["benchmarkId"], path.name), path.read_bytes())
-    key = "benchgate-" + report["benchmarkId"]
-    await acreate_markdown_artifact(markdown, key=f"{key}-report", description=f"{report['name']} report")
+            store.write_bytes(store.report_path(parsed.benchmark_id, path.name), path.read_bytes())
+    key = "benchgate-" + parsed.benchmark_id
+    await acreate_markdown_artifact(markdown, key=f"{key}-report", description=f"{parsed.name} report")
     rows = [
-        {"task": task_name, "model": row["model"], **{k: v for k, v in row.items() if k != "model"}}
-        for task_name, section in report["report"].items()
-        for row in section["results"]
+        {"task": task_name, "model": row.model, **row.metrics}
+        for task_name, section in parsed.report.items()
+        for row in section.results
     ]
     if rows:
         await acreate_table_artifact(rows, key=f"{key}-table", description="metrics per model and task")
+    report_json = store.report_path(parsed.benchmark_id, "report.json")
     await acreate_link_artifact(
-        store.report_path(report["benchmarkId"], "report.json")
-        if not store.is_local
-        else Path(store.report_path(report["benchmarkId"], "report.json")).resolve().as_uri(),
+        report_json if not store.is_local else Path(report_json).resolve().as_uri(),
         link_text="report.json",
         key=f"{key}-files",
     )

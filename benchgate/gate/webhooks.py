@@ -1,4 +1,4 @@
-"""Signed webhooks after a gate decision (DESIGN.md §6).
+"""Signed webhooks after a gate decision: on_pass promotes, on_fail and on_inconclusive alert.
 
 A receiver must be able to trust that a "promote" call came from this gate and is not a replay, so every
 delivery carries an HMAC-SHA256 signature over "<timestamp>.<raw body>" and a delivery id that stays the
@@ -22,16 +22,20 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from benchgate.errors import ConfigurationError
-from benchgate.gate.evaluate import FAIL, INCONCLUSIVE, PASS, DeliveryResult, GateDecision
 from benchgate.secrets import resolve_secret
 from benchgate.spec.gate import GateSpec, Webhook
+from benchgate.spec.report import DeliveryResult, GateDecision, Report, Verdict, WebhookEvent
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP_HEADER = "X-Benchgate-Timestamp"
 DELIVERY_HEADER = "X-Benchgate-Delivery"
 SIGNATURE_HEADER = "X-Benchgate-Signature"
-_EVENTS = {PASS: "on_pass", FAIL: "on_fail", INCONCLUSIVE: "on_inconclusive"}
+_EVENTS: dict[Verdict, WebhookEvent] = {
+    Verdict.PASS: "on_pass",
+    Verdict.FAIL: "on_fail",
+    Verdict.INCONCLUSIVE: "on_inconclusive",
+}
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -66,20 +70,21 @@ def verify(
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def payload(decision: GateDecision, report: dict[str, Any]) -> dict[str, Any]:
+def payload(decision: GateDecision, report: Report) -> dict[str, Any]:
+    """What a hook receives: the decision, its rules, and the report gated (as report.json has it)."""
     data = decision.to_dict()
     return {
-        "benchmarkId": report.get("benchmarkId"),
-        "name": report.get("name"),
+        "benchmarkId": report.benchmark_id,
+        "name": report.name,
         "decision": data["decision"],
         "rules": data["rules"],
-        "report": report,
+        "report": report.to_dict(),
     }
 
 
 def deliver_webhooks(
     decision: GateDecision,
-    report: dict[str, Any],
+    report: Report,
     spec: GateSpec,
     *,
     backoff_seconds: float = 1.0,
@@ -88,7 +93,7 @@ def deliver_webhooks(
     """POST the decision to the hooks of its outcome: on_pass only for a passed gate, never otherwise.
 
     One delivery per hook, never raising: a hook that cannot be reached is recorded (and, if required
-    for a pass, turned into a non-zero exit by ``gating.exit_code``).
+    for a pass, turned into a non-zero exit by ``GateDecision.exit_code``).
     """
     event = _EVENTS[decision.decision]
     body = json.dumps(payload(decision, report), allow_nan=False, separators=(",", ":")).encode()
@@ -100,7 +105,12 @@ def deliver_webhooks(
 
 
 def _deliver(
-    client: httpx.Client, hook: Webhook, event: str, body: bytes, backoff: float, max_backoff: float
+    client: httpx.Client,
+    hook: Webhook,
+    event: WebhookEvent,
+    body: bytes,
+    backoff: float,
+    max_backoff: float,
 ) -> DeliveryResult:
     url = str(hook.url)
     result = DeliveryResult(

@@ -21,6 +21,7 @@ import typer
 from benchgate.errors import EXIT_INTERNAL, EXIT_OK, BenchgateError, ConfigurationError
 from benchgate.run.validation import load_request
 from benchgate.settings import quiet_prefect, settings
+from benchgate.spec.report import GateDecision, Report, format_number
 from benchgate.spec.request import BenchmarkRequest
 
 app = typer.Typer(
@@ -60,22 +61,19 @@ def preflight(request: BenchmarkRequest) -> None:
         resolve_api_key(model)
 
 
-def print_summary(report: dict[str, Any], exit_code: int) -> None:
-    for task, section in report["report"].items():
-        typer.echo(f"\n{task} ({section['dataset']})")
-        for row in section["results"]:
-            metrics = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "model" and v is not None)
-            typer.echo(f"  {row['model']:<24} {metrics}")
-        for model, detail in report.get("details", {}).get(task, {}).items():
-            if detail.get("failure"):
-                typer.echo(f"  {model:<24} FAILED: {detail['failure']}")
-            elif detail.get("inconclusive"):
-                typer.echo(
-                    f"  {model:<24} inconclusive: {detail['n_errors']} of {detail['n_items']} items errored"
-                )
-    gate = report.get("gate")
-    verdict = gate["decision"] if gate else "no gate"
-    typer.echo(f"\nbenchmark {report['benchmarkId']}: {report['status']}; gate: {verdict}; exit {exit_code}")
+def print_summary(report: Report, exit_code: int) -> None:
+    for task, section in report.report.items():
+        typer.echo(f"\n{task} ({section.dataset})")
+        for row in section.results:
+            metrics = "  ".join(f"{k}={format_number(v)}" for k, v in row.metrics.items() if v is not None)
+            typer.echo(f"  {row.model:<24} {metrics}")
+        for model, detail in report.task_details(task).items():
+            if detail.failure:
+                typer.echo(f"  {model:<24} FAILED: {detail.failure}")
+            elif detail.inconclusive:
+                typer.echo(f"  {model:<24} inconclusive: {detail.n_errors} of {detail.n_items} items errored")
+    verdict = report.gate.decision if report.gate else "no gate"
+    typer.echo(f"\nbenchmark {report.benchmark_id}: {report.status}; gate: {verdict}; exit {exit_code}")
 
 
 @app.command()
@@ -104,7 +102,7 @@ def run(
     result = asyncio.run(
         benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
     )
-    print_summary(result["report"], result["exit_code"])
+    print_summary(Report.model_validate(result["report"]), result["exit_code"])
     if out:
         typer.echo(f"outputs in {out}")
     raise typer.Exit(result["exit_code"])
@@ -140,16 +138,16 @@ def gate(
 
     report_data, spec = load_report_and_rules(report, rules)
     quiet_prefect()
-    from benchgate.report.build import append_step_summary, render_markdown
+    from benchgate.report.build import append_step_summary
+    from benchgate.report.formats import write_outputs
     from benchgate.store import Store
     from flows.gate import gate as gate_flow
 
     out.mkdir(parents=True, exist_ok=True)
-    decision = asyncio.run(gate_flow(report_data, spec.model_dump(mode="json"), Store(store).url, str(out)))
-    report_data["gate"] = decision["decision"]
-    markdown = render_markdown(report_data, decision["markdown"])
-    (out / "report.md").write_text(markdown)
-    append_step_summary(markdown)
+    rules_data = spec.model_dump(mode="json")
+    decision = asyncio.run(gate_flow(report_data.to_dict(), rules_data, Store(store).url, str(out)))
+    gated = report_data.model_copy(update={"gate": GateDecision.model_validate(decision["decision"])})
+    append_step_summary(write_outputs(out, gated, ["report.md"])["report.md"])
     typer.echo(decision["markdown"])
     raise typer.Exit(decision["exit_code"])
 
@@ -204,7 +202,6 @@ def submit(
 ) -> None:
     """Submit a request to the HTTP API (token from BENCHGATE_API_TOKEN)."""
     from benchgate.interfaces.client import ApiClient
-    from benchgate.report.build import report_exit_code
 
     client = ApiClient(api_url, settings().token)
     try:
@@ -215,11 +212,12 @@ def submit(
         report = client.wait(benchmark_id, timeout=timeout)
     finally:
         client.close()
-    if report["status"] == "failed":
-        typer.echo(f"benchmark {benchmark_id} failed: {report.get('error', 'see its report')}", err=True)
+    parsed = Report.model_validate(report)
+    if parsed.status == "failed":
+        typer.echo(f"benchmark {benchmark_id} failed: {parsed.error or 'see its report'}", err=True)
     else:
-        print_summary(report, report_exit_code(report))
-    raise typer.Exit(report_exit_code(report))
+        print_summary(parsed, parsed.exit_code())
+    raise typer.Exit(parsed.exit_code())
 
 
 @app.command()
@@ -240,11 +238,11 @@ def history(
         typer.echo("no history recorded yet")
         return
     for row in rows:
-        change = "" if row.change is None else f"{row.change:+.4g}"
+        change = format_number(row.change, "+.4g", missing="")
         flag = "  DROP" if row.dropped else ""
         typer.echo(
             f"{row.task:<20} {row.model:<16} {row.metric:<12} {row.completed_at}  {row.benchmark_id}  "
-            f"{row.value:>8.4g} {change:>9}{flag}"
+            f"{format_number(row.value, '>8.4g')} {change:>9}{flag}"
         )
 
 

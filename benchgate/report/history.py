@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchgate.spec.report import Report, format_number
 from benchgate.store import Store
 
 HISTORY_SCHEMA = pa.schema(
@@ -42,50 +43,46 @@ def history_dir(store: Store) -> str:
     return store.path("history")
 
 
-def history_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+def history_rows(report: Report) -> list[dict[str, Any]]:
     """The report's metrics, one row per (task, model, metric); failed pairs contribute nothing."""
     rows = []
-    for task, section in report.get("report", {}).items():
-        for model, detail in report.get("details", {}).get(task, {}).items():
-            if detail.get("failure") or not detail.get("n"):
+    for task, section in report.report.items():
+        for model, detail in report.task_details(task).items():
+            if detail.failure or not detail.n:
                 continue
-            for metric, stats in detail.get("metrics", {}).items():
-                if stats.get("value") is None:
+            for metric, stats in detail.metrics.items():
+                if stats.value is None:
                     continue
                 rows.append(
                     {
-                        "benchmark_id": report["benchmarkId"],
-                        "name": report["name"],
-                        "completed_at": report["completedAt"],
+                        "benchmark_id": report.benchmark_id,
+                        "name": report.name,
+                        "completed_at": report.completed_at,
                         "task": task,
-                        "dataset": section["dataset"],
+                        "dataset": section.dataset,
                         "model": model,
                         "metric": metric,
-                        "value": float(stats["value"]),
-                        "ci_low": _float(stats.get("ci_low")),
-                        "ci_high": _float(stats.get("ci_high")),
-                        "n": int(detail["n"]),
-                        "scale": detail.get("scales", {}).get(metric, "fraction"),
-                        "higher_is_better": bool(detail.get("higher_is_better", {}).get(metric, True)),
+                        "value": stats.value,
+                        "ci_low": stats.ci_low,
+                        "ci_high": stats.ci_high,
+                        "n": detail.n,
+                        "scale": detail.scales.get(metric, "fraction"),
+                        "higher_is_better": detail.higher_is_better.get(metric, True),
                     }
                 )
     return rows
 
 
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def append_report(store: Store, report: dict[str, Any]) -> int:
+def append_report(store: Store, report: Report) -> int:
     """Record a completed report; returns the number of rows written (0 for reports not completed)."""
-    if report.get("status") != "completed":
+    if report.status != "completed":
         return 0
     rows = history_rows(report)
     if not rows:
         return 0
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, HISTORY_SCHEMA), buffer, compression="zstd")
-    store.write_bytes(f"{history_dir(store)}/{report['benchmarkId']}.parquet", buffer.getvalue())
+    store.write_bytes(f"{history_dir(store)}/{report.benchmark_id}.parquet", buffer.getvalue())
     return len(rows)
 
 
@@ -161,9 +158,7 @@ def drops(rows: list[TrendRow], benchmark_id: str) -> list[TrendRow]:
 
 
 def _number(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "—"
-    return f"{value:+.4g}" if signed else f"{value:.4g}"
+    return format_number(value, "+.4g" if signed else ".4g", missing="—")
 
 
 def trend_table(rows: list[TrendRow]) -> list[dict[str, Any]]:

@@ -1,14 +1,21 @@
-"""The gate's part of the request: rules and webhooks (DESIGN.md §3, §6)."""
+"""The gate's part of the request: rules and webhooks, and the check of a rule's names against what exists."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
 from typing import Literal
 
 from pydantic import Field, HttpUrl, PositiveFloat, PositiveInt, model_validator
 
 from benchgate.spec.base import StrictModel
+from benchgate.spec.report import DETAIL_METRICS
 
 BASELINE = "baseline"
+# A rule's comparison fields, one per rule kind (benchgate/gate/kinds.py has a class for each). Thresholds
+# compare the reported value with a number; references compare with another model and take a margin.
+THRESHOLDS = ("at_least", "at_most")
+REFERENCES = ("no_worse_than", "better_than")
+COMPARISONS = THRESHOLDS + REFERENCES
 
 
 class Webhook(StrictModel):
@@ -26,7 +33,7 @@ class GateRule(StrictModel):
     """One check on a (model, evaluation task, metric); exactly one comparison per rule.
 
     ``margin`` is the allowed drop for no_worse_than and the required gain for better_than, in the
-    metric's units; ``confidence`` makes a relative rule decide on a paired test (benchgate/gating.py).
+    metric's units; ``confidence`` makes a relative rule decide on a paired test of per-item scores.
     """
 
     model: str
@@ -43,26 +50,34 @@ class GateRule(StrictModel):
 
     @model_validator(mode="after")
     def _one_comparison(self) -> GateRule:
-        given = [
-            k for k in ("at_least", "at_most", "no_worse_than", "better_than") if getattr(self, k) is not None
-        ]
+        given = [k for k in COMPARISONS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of at_least, at_most, no_worse_than, better_than "
-                f"(got {', '.join(given) or 'none'})"
+                f"give exactly one of {', '.join(COMPARISONS)} (got {', '.join(given) or 'none'})"
             )
-        if given[0] in ("at_least", "at_most"):
+        if given[0] in THRESHOLDS:
             misplaced = [k for k in ("confidence", "margin") if getattr(self, k)]
             if misplaced:
                 raise ValueError(
-                    f"{' and '.join(misplaced)}: only for no_worse_than / better_than rules "
+                    f"{' and '.join(misplaced)}: only for {' / '.join(REFERENCES)} rules "
                     f"(an {given[0]} rule compares the reported value with its threshold)"
                 )
         return self
 
     @property
+    def comparison(self) -> str:
+        """The one comparison field given: the rule's kind."""
+        return next(k for k in COMPARISONS if getattr(self, k) is not None)
+
+    @property
+    def threshold(self) -> float | None:
+        value = getattr(self, self.comparison)
+        return value if self.comparison in THRESHOLDS else None
+
+    @property
     def reference_model(self) -> str | None:
-        return self.no_worse_than or self.better_than
+        value = getattr(self, self.comparison)
+        return value if self.comparison in REFERENCES else None
 
 
 class GateSpec(StrictModel):
@@ -74,3 +89,63 @@ class GateSpec(StrictModel):
     on_pass: list[Webhook] = Field(default_factory=list)
     on_fail: list[Webhook] = Field(default_factory=list)
     on_inconclusive: list[Webhook] = Field(default_factory=list)
+
+    def unset_baseline_problems(self, prefix: str = "") -> list[str]:
+        """Rules comparing with 'baseline' when no baseline is set (``prefix``: where the gate sits)."""
+        return [
+            _unset_baseline(prefix, i)
+            for i, rule in enumerate(self.rules)
+            if rule.reference_model == BASELINE and not self.baseline
+        ]
+
+
+def rule_name_problems(
+    gate: GateSpec,
+    models: Collection[str],
+    tasks: Collection[str],
+    metrics_of: Callable[[str], Iterable[str]],
+    *,
+    prefix: str = "",
+    known: str = "",
+) -> list[str]:
+    """Models, evaluation tasks and metrics the gate names but that do not exist (configuration errors).
+
+    The request's validation passes its models and tasks (``prefix`` "gate."), `benchgate gate` those of
+    the stored report (``known`` "report "). ``metrics_of(task)`` is only called for known tasks.
+    """
+    problems = []
+
+    def unknown_model(where: str, name: str) -> str:
+        return f"{where}: unknown model {name!r} ({known}models: {_names(models)})"
+
+    if gate.baseline and gate.baseline not in models:
+        problems.append(unknown_model(f"{prefix}baseline", gate.baseline))
+    for i, rule in enumerate(gate.rules):
+        where = f"{prefix}rules[{i}]"
+        if rule.model not in models:
+            problems.append(unknown_model(f"{where}.model", rule.model))
+        reference = rule.reference_model
+        if reference == BASELINE and not gate.baseline:
+            problems.append(_unset_baseline(prefix, i))
+        elif reference and reference != BASELINE and reference not in models:
+            problems.append(unknown_model(f"{where}.{rule.comparison}", reference))
+        if rule.task not in tasks:
+            problems.append(
+                f"{where}.task: unknown evaluation task {rule.task!r} ({known}tasks: {_names(tasks)})"
+            )
+            continue
+        allowed = set(metrics_of(rule.task)) | DETAIL_METRICS
+        if rule.metric not in allowed:
+            problems.append(
+                f"{where}.metric: {rule.metric!r} is not reported for {rule.task!r} "
+                f"(metrics: {_names(allowed)})"
+            )
+    return problems
+
+
+def _unset_baseline(prefix: str, index: int) -> str:
+    return f"{prefix}rules[{index}]: compares with 'baseline' but {prefix}baseline is not set"
+
+
+def _names(values: Iterable[str]) -> str:
+    return ", ".join(sorted(values)) or "none"

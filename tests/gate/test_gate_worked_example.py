@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchgate.gate.evaluate import GateDecision, evaluate_gate
+from benchgate.gate.evaluate import evaluate_gate
 from benchgate.spec.gate import GateRule, GateSpec
+from benchgate.spec.report import GateDecision
 from tests.support.gate_reports import build_report, frame, loader
 
 N, TASK, METRIC = 1000, "question-answering", "f1-score"

@@ -10,15 +10,10 @@ import pytest
 from scipy import stats
 
 from benchgate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, RequestError
-from benchgate.gate.evaluate import (
-    DeliveryResult,
-    GateDecision,
-    check_rules_against_report,
-    evaluate_gate,
-    exit_code,
-    load_gate_spec,
-)
+from benchgate.gate.evaluate import evaluate_gate
+from benchgate.gate.rules_file import check_rules_against_report, load_gate_spec
 from benchgate.spec.gate import GateRule, GateSpec
+from benchgate.spec.report import DeliveryResult, GateDecision
 from tests.support.gate_reports import binary_pair, build_report, frame, loader
 
 QA, SUM, CODE = "question-answering", "text-summarization", "code-generation"
@@ -429,14 +424,19 @@ def test_check_rules_against_report() -> None:
 
 
 def test_exit_codes() -> None:
-    failed_hook = DeliveryResult("https://x/h", "id", 500, 3, ok=False, error="HTTP 500", required=True)
-    optional_hook = DeliveryResult("https://x/h", "id", 500, 3, ok=False, error="HTTP 500", required=False)
-    assert exit_code(GateDecision("pass", [])) == EXIT_OK
-    assert exit_code(GateDecision("fail", [])) == EXIT_GATE_FAILED
-    assert exit_code(GateDecision("inconclusive", [])) == EXIT_INCONCLUSIVE
-    assert exit_code(GateDecision("pass", [], [failed_hook])) == EXIT_INCONCLUSIVE
-    assert exit_code(GateDecision("pass", [], [failed_hook]), fail_on_delivery_error=False) == EXIT_OK
-    assert exit_code(GateDecision("pass", [], [optional_hook])) == EXIT_OK
+    hook = {"url": "https://x/h", "delivery_id": "id", "status": 500, "attempts": 3, "error": "HTTP 500"}
+    failed_hook = DeliveryResult(**hook, ok=False, required=True)
+    optional_hook = DeliveryResult(**hook, ok=False, required=False)
+
+    def decision(outcome: str, *hooks: DeliveryResult) -> GateDecision:
+        return GateDecision(decision=outcome, rules=[], deliveries=list(hooks))
+
+    assert decision("pass").exit_code() == EXIT_OK
+    assert decision("fail").exit_code() == EXIT_GATE_FAILED
+    assert decision("inconclusive").exit_code() == EXIT_INCONCLUSIVE
+    assert decision("pass", failed_hook).exit_code() == EXIT_INCONCLUSIVE
+    assert decision("pass", failed_hook).exit_code(fail_on_delivery_error=False) == EXIT_OK
+    assert decision("pass", optional_hook).exit_code() == EXIT_OK
 
 
 def test_decision_dict_is_strict_json() -> None:

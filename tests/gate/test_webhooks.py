@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from benchgate.gate.evaluate import GateDecision, RuleVerdict
 from benchgate.gate.webhooks import deliver_webhooks, sign, verify
 from benchgate.spec.gate import GateSpec, Webhook
+from benchgate.spec.report import GateDecision, Report, RuleVerdict
 
 SECRET = "s3cr3t-hook-key"
-REPORT = {"benchmarkId": "bmk-0123456789ab", "name": "nightly", "status": "completed", "report": {}}
+REPORT = Report(benchmark_id="bmk-0123456789ab", name="nightly", status="completed")
 
 
 class Receiver:
@@ -78,7 +78,7 @@ def decision(outcome: str) -> GateDecision:
         verdict=outcome,
         reason="f1-score = 82, at least 80",
     )
-    return GateDecision(outcome, [verdict])
+    return GateDecision(decision=outcome, rules=[verdict])
 
 
 def spec(url: str, **hook: object) -> GateSpec:
@@ -98,7 +98,7 @@ def test_delivery_is_signed_and_verifies(receiver: Receiver) -> None:
     data = json.loads(body)
     assert set(data) == {"benchmarkId", "name", "decision", "rules", "report"}
     assert (data["benchmarkId"], data["decision"], data["rules"][0]["verdict"]) == (
-        REPORT["benchmarkId"],
+        REPORT.benchmark_id,
         "pass",
         "pass",
     )

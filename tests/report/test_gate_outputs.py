@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from benchgate.gate.evaluate import DeliveryResult, GateDecision, RuleVerdict
 from benchgate.report.build import append_step_summary
-from benchgate.report.gate_outputs import render_gate_markdown, write_gate_outputs
+from benchgate.report.formats import GATE_FILES, write_outputs
+from benchgate.report.markdown import render_gate_markdown
+from benchgate.spec.report import DeliveryResult, GateDecision, Report, RuleVerdict
 
-REPORT = {"benchmarkId": "bmk-0123456789ab", "name": "nightly"}
+REPORT = Report(benchmark_id="bmk-0123456789ab", name="nightly", status="completed")
 DECISION = GateDecision(
-    "fail",
-    [
+    decision="fail",
+    rules=[
         RuleVerdict(
             rule="ft f1-score no worse than base | margin 1", model="ft", task="question-answering",
             metric="f1-score", comparison="no_worse_than", verdict="fail", reason="significant drop",
@@ -28,7 +29,12 @@ DECISION = GateDecision(
             threshold=5.0, ci_low=1.1, ci_high=1.3,
         ),
     ],
-    [DeliveryResult("https://hooks.example/alert", "d-1", 200, 2, ok=True, event="on_fail")],
+    deliveries=[
+        DeliveryResult(
+            url="https://hooks.example/alert", delivery_id="d-1", status=200, attempts=2, ok=True,
+            event="on_fail",
+        )
+    ],
 )  # fmt: skip
 
 
@@ -50,7 +56,7 @@ def test_markdown_table() -> None:
 
 def test_write_gate_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    write_gate_outputs(out, REPORT, DECISION)
+    write_outputs(out, REPORT.model_copy(update={"gate": DECISION}), GATE_FILES)
     gate = json.loads((out / "gate.json").read_text())
     assert gate["benchmarkId"] == "bmk-0123456789ab" and gate["decision"] == "fail"
     assert gate["rules"][0]["minimum_detectable"] is None and gate["deliveries"][0]["delivery_id"] == "d-1"

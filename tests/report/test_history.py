@@ -15,12 +15,13 @@ from benchgate.report.history import (
     trend,
     trend_table,
 )
+from benchgate.spec.report import Report
 from benchgate.store import Store
 
 
 def report(
     benchmark_id: str, completed_at: str, f1: float, rouge: float, status: str = "completed"
-) -> dict[str, Any]:
+) -> Report:
     def detail(metric: str, value: float, scale: str) -> dict[str, Any]:
         stats = {"value": value, "ci_low": value - 1, "ci_high": value + 1}
         return {
@@ -30,23 +31,28 @@ def report(
             "higher_is_better": {metric: True},
         }
 
-    return {
-        "benchmarkId": benchmark_id,
-        "name": "Nightly",
-        "status": status,
-        "completedAt": completed_at,
-        "report": {
-            "question-answering": {"dataset": "squad-v2", "results": [{"model": "m", "f1-score": f1}]},
-            "text-summarization": {"dataset": "cnn-dailymail", "results": [{"model": "m", "rouge-l": rouge}]},
-        },
-        "details": {
-            "question-answering": {
-                "m": detail("f1-score", f1, "percent"),
-                "broken": {"n": 0, "failure": "boom"},
+    return Report.model_validate(
+        {
+            "benchmarkId": benchmark_id,
+            "name": "Nightly",
+            "status": status,
+            "completedAt": completed_at,
+            "report": {
+                "question-answering": {"dataset": "squad-v2", "results": [{"model": "m", "f1-score": f1}]},
+                "text-summarization": {
+                    "dataset": "cnn-dailymail",
+                    "results": [{"model": "m", "rouge-l": rouge}],
+                },
             },
-            "text-summarization": {"m": detail("rouge-l", rouge, "fraction")},
-        },
-    }
+            "details": {
+                "question-answering": {
+                    "m": detail("f1-score", f1, "percent"),
+                    "broken": {"n": 0, "failure": "boom"},
+                },
+                "text-summarization": {"m": detail("rouge-l", rouge, "fraction")},
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -99,7 +105,7 @@ def test_trend_keeps_the_last_runs_with_changes_and_flags_drops_beyond_the_toler
 def test_a_lower_is_better_metric_drops_when_it_rises(store: Store) -> None:
     for day, value in enumerate((10.0, 14.0), start=1):
         data = report(f"bmk-00000000000{day}", f"2024-01-0{day}T02:00:00Z", value, 0.4)
-        data["details"]["question-answering"]["m"]["higher_is_better"] = {"f1-score": False}
+        data.pair_details("question-answering", "m").higher_is_better = {"f1-score": False}
         append_report(store, data)
     rows = [r for r in trend(read_history(store)) if r.metric == "f1-score"]
     assert rows[-1].dropped and rows[-1].change == 4.0

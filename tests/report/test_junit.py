@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from benchgate.gate.evaluate import GateDecision, RuleVerdict
 from benchgate.report.junit import render_junit
+from benchgate.spec.report import GateDecision, Report, RuleVerdict
 
-REPORT = {"benchmarkId": "bmk-0123456789ab", "name": "nightly <QA> & co"}
+REPORT = Report(benchmark_id="bmk-0123456789ab", name="nightly <QA> & co", status="completed")
 
 
 def verdict(outcome: str, rule: str, reason: str, task: str = "question-answering") -> RuleVerdict:
@@ -19,8 +19,8 @@ def verdict(outcome: str, rule: str, reason: str, task: str = "question-answerin
 
 
 DECISION = GateDecision(
-    "fail",
-    [
+    decision="fail",
+    rules=[
         verdict("pass", "ft f1-score at least 80", "f1-score = 82, at least 80"),
         verdict("fail", "ft f1-score no worse than base (margin 1)", 'drop of 2 > 1 & "significant" <p'),
         verdict("inconclusive", "ft rouge-l at least 0.3", "no results for ft", task="text-summarization"),
@@ -58,5 +58,5 @@ def test_failure_error_and_warn_bodies() -> None:
 
 
 def test_no_rules_is_an_empty_valid_suite() -> None:
-    root = ET.fromstring(render_junit(GateDecision("pass", []), {}).encode())
+    root = ET.fromstring(render_junit(GateDecision(decision="pass", rules=[]), REPORT).encode())
     assert root.get("tests") == "0" and root.find("testsuite").findall("testcase") == []

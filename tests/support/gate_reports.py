@@ -1,4 +1,4 @@
-"""Reports in the DESIGN.md §4 shape (plus details) built from per-item scores, for the gate's tests."""
+"""Reports (results rows plus details) built from per-item scores, for the gate's tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from benchgate.spec.report import Report
 
 Scores = dict[tuple[str, str], pd.DataFrame]  # (model, task) -> one row per item
 
@@ -22,7 +24,7 @@ def build_report(
     kinds: dict[str, str] | None = None,
     lower_is_better: tuple[str, ...] = (),
     details: dict[tuple[str, str], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """Report values are the per-item means, as the real aggregation computes them."""
     kinds = kinds or {}
     report: dict[str, Any] = {
@@ -60,7 +62,7 @@ def build_report(
         }
         detail.update((details or {}).get((model, task), {}))
         report["details"].setdefault(task, {})[model] = detail
-    return report
+    return Report.model_validate(report)
 
 
 def loader(scores: Scores):

@@ -1,0 +1,106 @@
+"""report.md: one results table per evaluation task, then the gate's verdict table.
+
+The same text goes to GitHub's step summary, so tables must stay valid GitHub markdown.
+"""
+
+from __future__ import annotations
+
+from benchgate.spec.report import GateDecision, Report, RuleVerdict, TaskDetails, Verdict, format_number
+
+_ICONS = {
+    Verdict.PASS: "✅ pass",
+    Verdict.FAIL: "❌ fail",
+    Verdict.WARN: "⚠️ warn",
+    Verdict.INCONCLUSIVE: "❔ inconclusive",
+}
+
+
+def render_markdown(report: Report) -> str:
+    """One table per evaluation task with 95% intervals, and the gate's verdicts when it was gated."""
+    lines = [f"# {report.name}", "", f"`{report.benchmark_id}` · status **{report.status}**", ""]
+    for task, section in report.report.items():
+        task_details = report.task_details(task)
+        first = next(iter(task_details.values()), None)
+        metrics = list(first.metrics) if first else []
+        lines += [f"## {task} · {section.dataset}", ""]
+        if not metrics:
+            lines += ["No results.", ""]
+            continue
+        lines.append("| model | " + " | ".join(metrics) + " | n | errors |")
+        lines.append("|---" * (len(metrics) + 3) + "|")
+        lines += [_results_row(model, detail, metrics) for model, detail in task_details.items()]
+        lines.append("")
+    lines.append(
+        "Values with 95% bootstrap confidence intervals over items; ROUGE as fractions, others in percent."
+    )
+    if report.gate is not None:
+        lines += ["", render_gate_markdown(report.gate)]
+    return "\n".join(lines) + "\n"
+
+
+def _results_row(model: str, detail: TaskDetails, metrics: list[str]) -> str:
+    if detail.failure:
+        return f"| {model} | failed: {detail.failure} |"
+    cells = []
+    for metric in metrics:
+        stats = detail.metrics[metric]
+        spec = ".1f" if detail.scales[metric] == "percent" else ".3f"
+        value, low, high = (
+            format_number(v, spec, missing="—") for v in (stats.value, stats.ci_low, stats.ci_high)
+        )
+        cells.append(f"{value} [{low}, {high}]")
+    flag = " ⚠ inconclusive" if detail.inconclusive else ""
+    return f"| {model} | " + " | ".join(cells) + f" | {detail.n} | {detail.n_errors}{flag} |"
+
+
+def render_gate_markdown(decision: GateDecision) -> str:
+    """A verdict table that reads well in report.md and in a GitHub step summary."""
+    lines = [
+        f"## Gate: {_ICONS[decision.decision]}",
+        "",
+        "| Verdict | Rule | Task | Observed | Difference | p | Reason |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in decision.rules:
+        p = _num(v.p_value) + (f" (Holm {_num(v.p_adjusted)})" if v.p_adjusted is not None else "")
+        cells = [_ICONS[v.verdict], v.rule, v.task, _observed(v), _difference(v), p, v.reason]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if not decision.rules:
+        lines.append("| ✅ pass | (no rules) | | | | | |")
+    if decision.deliveries:
+        lines += ["", "Webhooks:", ""]
+        for d in decision.deliveries:
+            outcome = "delivered" if d.ok else f"FAILED ({d.error})"
+            attempts = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+            lines.append(f"- {d.event} → {d.url}: {outcome}, {attempts}, delivery {d.delivery_id}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: float | None) -> str:
+    return format_number(value, missing="–")
+
+
+def _interval(verdict: RuleVerdict) -> str:
+    if verdict.ci_low is None or verdict.ci_high is None:
+        return ""
+    level = f"{verdict.ci_level:.0%} " if verdict.ci_level else ""
+    return f" ({level}CI {_num(verdict.ci_low)} to {_num(verdict.ci_high)})"
+
+
+def _observed(verdict: RuleVerdict) -> str:
+    """Absolute rules' interval is the metric's own, so it sits with the value, not the difference."""
+    text = ", ".join(f"{model} {_num(value)}" for model, value in verdict.observed.items())
+    return text if verdict.relative else text + _interval(verdict)
+
+
+def _difference(verdict: RuleVerdict) -> str:
+    text = _num(verdict.difference)
+    if verdict.difference is not None and verdict.difference >= 0:
+        text = "+" + text
+    if verdict.relative:
+        return text + _interval(verdict)
+    return f"{text} from {_num(verdict.threshold)}" if verdict.difference is not None else text
