@@ -1,15 +1,16 @@
 """Trusted entry point inside the sandbox; the parent passes this file's source to ``python -I -S -c``.
 
 It is stdlib-only and self-contained because it runs from an interpreter that cannot see this repository.
-Two modes (argv[1]), both ending in `run_program`, which runs one program in one fresh process:
+``[contain UID TMPFS] serve IN OUT LIMITS`` runs a warm worker: control fd IN carries
+``<timeout> <size>\\n<program>`` requests, fd OUT ``<clean> <size>\\n<result>`` replies. Each request runs
+in a forked child (`run_program`); afterwards every other process of the sandbox is killed and the
+scratch space checked. A worker that saw anything left behind (a process, a file) or a timeout answers
+``clean=0`` and exits, so the parent starts a fresh sandbox.
 
-``serve IN OUT LIMITS`` (inside bwrap): a warm worker. Control fd IN carries ``<timeout> <size>\\n<program>``
-requests, fd OUT ``<clean> <size>\\n<result>`` replies. Each request runs in a forked child; afterwards
-every other process of the sandbox is killed and the scratch space checked. A worker that saw anything
-left behind (a process, a file, IPC objects) or a timeout answers ``clean=0`` and exits, so the parent
-starts a fresh sandbox.
-
-``once VERDICT_FD TIMEOUT LIMITS`` (fallback without bwrap): stdin holds a nonce line and the program.
+``contain`` (the fallback without bubblewrap): util-linux ``unshare`` started this process as the init of
+fresh PID, network, IPC, UTS and mount namespaces; `contain` finishes the sandbox from inside before any
+program runs (read-only host filesystem, private /tmp and /dev/shm, no capabilities, an unprivileged
+uid when started as root). Under bwrap, bwrap has done all of that.
 
 LIMITS: address-space bytes, file-size bytes, processes, open files. See scorers/sandbox.py for the
 threat model and what the verdict does and does not guarantee.
@@ -32,6 +33,11 @@ import time
 _PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "hashlib", "string", "heapq")
 _CHILD_GRACE = 0.5
 _OUTPUT_CAP = 64 << 10
+# Linux ABI numbers for `contain` (mount_setattr has the same syscall number on every architecture).
+_SYS_MOUNT_SETATTR, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID = 442, 0x8000, 0x1, 0x2
+_MS_NOSUID, _MS_NODEV = 0x2, 0x4
+_PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 24, 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 _FORBIDDEN_EVENTS = ("sys._current_frames", "sys.settrace", "sys.setprofile")
@@ -58,8 +64,8 @@ def run_program(source: bytes, verdict_fd: int, nonce: bytes, timeout: float, li
 
     The program runs in a second thread, so its frames' ``f_back`` chains never reach this frame (which
     holds the nonce); an audit hook (which cannot be removed) refuses the other ways here: other threads'
-    frames, gc introspection, ctypes and /proc/*/mem (bwrap mounts no /proc at all). It also refuses
-    trace/profile hooks, which could jump over ``assert`` lines.
+    frames, gc introspection, ctypes and /proc/*/mem (bwrap mounts no /proc; the fallback's lists only the
+    sandbox). It also refuses trace/profile hooks, which could jump over ``assert`` lines.
     """
     as_bytes, fsize_bytes, nproc, nofile = limits
     for limit, value in (
@@ -174,7 +180,8 @@ def _read_line(fd: int) -> bytes:
 def _kill_others() -> bool:
     """SIGKILL every other process of the sandbox (kill(-1) spares init and us); True if there were any.
 
-    kill(-1) fails with ESRCH only once nothing else is left, zombies included (bwrap's init reaps).
+    kill(-1) fails with ESRCH only once nothing else is left, zombies included: bwrap's init reaps them,
+    and in the fallback this process is the init that orphans are reparented to, reaped below.
     """
     for attempt in range(10_000):
         try:
@@ -268,16 +275,57 @@ def serve(control_in: int, control_out: int, limits: list) -> None:
             return
 
 
+def contain(uid: int | None, tmpfs_bytes: int) -> None:
+    """Finish the fallback sandbox from inside, as root of its fresh mount namespace, before any program.
+
+    The host's mounts become read-only and nosuid (recursively: mount_setattr), /tmp and /dev/shm
+    private size-capped tmpfs, so a program can write nothing outside them. Then every capability goes
+    (bounding set first, while CAP_SETPCAP is held), and as root the process becomes ``uid``: a fresh
+    unprivileged uid, so RLIMIT_NPROC binds and its processes can signal or ptrace nothing of the host.
+    no_new_privs keeps setuid binaries from giving anything back. Any failure raises: no half sandbox.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+    attr = (ctypes.c_uint64 * 4)(_MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID, 0, 0, 0)  # struct mount_attr
+    check(
+        libc.syscall(_SYS_MOUNT_SETATTR, -100, b"/", _AT_RECURSIVE, attr, ctypes.sizeof(attr)),
+        "mount_setattr",
+    )
+    options = f"size={tmpfs_bytes},mode=1777".encode()
+    for path in ("/tmp", "/dev/shm"):
+        if os.path.isdir(path):
+            check(
+                libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options),
+                f"mount {path}",
+            )
+    cap = 0
+    while libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    check(libc.capset(header, (ctypes.c_uint32 * 6)()), "capset")
+    check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    # The uid change cleared unshare's --kill-child death signal; re-arm it.
+    check(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    os.chdir("/tmp")
+
+
 def main() -> None:
-    if sys.argv[1] == "serve":
-        serve(int(sys.argv[2]), int(sys.argv[3]), [int(a) for a in sys.argv[4:8]])
-        return
-    verdict_fd, timeout = int(sys.argv[2]), float(sys.argv[3])
-    nonce, _, source = sys.stdin.buffer.read().partition(b"\n")
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    run_program(source, verdict_fd, nonce, timeout, [int(a) for a in sys.argv[4:8]])
+    args = sys.argv[1:]
+    if args[0] == "contain":
+        contain(None if args[1] == "-" else int(args[1]), int(args[2]))
+        args = args[3:]
+    serve(int(args[1]), int(args[2]), [int(a) for a in args[3:7]])
 
 
 if __name__ == "__main__":

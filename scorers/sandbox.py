@@ -45,11 +45,18 @@ those needs the checks to run in another process that receives only plain data f
 Within one warm worker, SysV IPC objects are not checked between programs (there is no /proc to list
 them). Isolation contains whatever such a program does.
 
-Fallback. Without bwrap, programs run as plain subprocesses (new session, cleared environment, private
-temp working directory, the same rlimits, deadline and verdict) after a logged warning: no network or
-filesystem isolation, RLIMIT_NPROC does not bind if the caller is root, and a daemon that leaves the
-session escapes the kill. ``require_isolation=True`` (benchgate's ``sandbox: required``) raises
-`SandboxUnavailable` instead.
+Fallback (no usable bwrap). Programs run in the same warm workers, started by util-linux ``unshare``
+(on every Linux system) as the init of fresh PID, network, IPC, UTS and mount namespaces, with its own
+/proc; the harness then makes the host's mounts read-only and nosuid, mounts private size-capped /tmp and
+/dev/shm, drops every capability, sets no_new_privs and (when we are root) becomes a fresh unprivileged
+uid, so RLIMIT_NPROC binds. As a non-root caller ``unshare`` also needs a user namespace
+(``--map-root-user``). When the init of a PID namespace dies the kernel kills everything in it, so
+nothing outlives the worker, daemons included. Weaker than bwrap: the host's world-readable files and
+/sys are visible (read-only). It is probed like bwrap and used after a logged warning.
+
+Nothing else. When neither can be set up here, `SandboxUnavailable` says how to get isolation: model
+code never runs uncontained. ``require_isolation=True`` (benchgate's ``sandbox: required``) accepts only
+bwrap. docs/sandbox.md has the threat model and what each hostile test program does in each mode.
 """
 
 from __future__ import annotations
@@ -60,21 +67,17 @@ import logging
 import os
 import secrets
 import select
-import selectors
 import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from scorers._sandbox_harness import judge
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +88,12 @@ MAX_PROCESSES = 16
 MAX_OPEN_FILES = 256
 OUTPUT_CAP_BYTES = 64 << 10
 KILL_GRACE_SECONDS = 1.0
-_VERDICT_CAP_BYTES = 4096
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 _HARNESS_SOURCE = (Path(__file__).with_name("_sandbox_harness.py")).read_text()
 
 
 class SandboxUnavailable(Exception):
-    """Isolation was required but bubblewrap is missing or cannot create namespaces here."""
+    """Model-written code cannot be contained here (or not by bubblewrap, which was required)."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,26 @@ class ExecResult:
     result: str
 
 
+@dataclass(frozen=True)
+class _Launcher:
+    """How workers start: ``mode`` "bwrap" or "namespaces" (the fallback), ``tool`` that binary's path."""
+
+    mode: str
+    tool: str
+
+
 def isolation_available() -> bool:
-    """True when bwrap is on PATH and a probe program runs and passes inside it."""
+    """True when bwrap is on PATH and a probe program runs and passes inside it (full isolation)."""
     bwrap = shutil.which("bwrap")
-    return bwrap is not None and _probe(bwrap)
+    return bwrap is not None and _probe(_Launcher("bwrap", bwrap))[0]
+
+
+def isolation_mode(require_isolation: bool = False) -> str:
+    """How model code would run here, "bwrap" or "namespaces"; raises `SandboxUnavailable` if it cannot.
+
+    Callers ask before spending anything (model calls) on work whose scoring runs model-written code.
+    """
+    return _launcher(require_isolation).mode
 
 
 def check_program(program: str, *, timeout: float = 3.0, require_isolation: bool = False) -> ExecResult:
@@ -144,13 +162,11 @@ def check_programs(
     as they stay clean, and 2 x cores run at once by default.
     """
     programs = list(programs)
-    bwrap = _bwrap_or_fallback(require_isolation)
+    launcher = _launcher(require_isolation)
     workers = min(workers or 2 * (os.cpu_count() or 1), max(len(programs), 1))
-    if bwrap is None:
-        with ThreadPoolExecutor(max_workers=workers) as threads:
-            return list(threads.map(lambda program: _run_unisolated(program, timeout), programs))
-    # The pool closes first, while the threads that started its workers (bwrap --die-with-parent) live.
-    with ThreadPoolExecutor(max_workers=workers) as threads, _Pool(bwrap) as pool:
+    # The pool closes first, while the threads that started its workers live: bwrap --die-with-parent and
+    # unshare --kill-child fire when the starting thread ends.
+    with ThreadPoolExecutor(max_workers=workers) as threads, _Pool(launcher) as pool:
         return list(threads.map(lambda program: pool.run(program, timeout), programs))
 
 
@@ -159,35 +175,52 @@ def build_program(problem: dict, completion: str) -> str:
     return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})"
 
 
-def _bwrap_or_fallback(require_isolation: bool) -> str | None:
+def _launcher(require_isolation: bool) -> _Launcher:
+    """bwrap if it works here; else, unless bwrap is required, the unshare fallback if that works."""
     bwrap = shutil.which("bwrap")
-    if bwrap is not None and _probe(bwrap):
-        return bwrap
+    bwrap_problem = "is missing (install the 'bubblewrap' package, e.g. `apt-get install bubblewrap`)"
+    if bwrap is not None:
+        passed, diagnostics = _probe(_Launcher("bwrap", bwrap))
+        if passed:
+            return _Launcher("bwrap", bwrap)
+        bwrap_problem = f"at {bwrap} is not usable here ({diagnostics})"
     if require_isolation:
-        raise SandboxUnavailable(
-            "sandbox isolation is required but bubblewrap is "
-            + ("missing (install the 'bubblewrap' package)" if bwrap is None else f"not usable at {bwrap}")
-        )
-    _warn_unisolated()
-    return None
-
-
-@functools.cache
-def _warn_unisolated() -> None:
-    log.warning(
-        "bubblewrap is unavailable: model-written code runs WITHOUT network or filesystem isolation, only "
-        "with resource limits%s. Install bubblewrap, or set `sandbox: required` to refuse to run.",
-        " (and no process limit, since this process is root)" if os.geteuid() == 0 else "",
+        raise SandboxUnavailable(f"sandbox: required, but bubblewrap {bwrap_problem}")
+    unshare = shutil.which("unshare")
+    diagnostics = "util-linux `unshare` is not on PATH"
+    if unshare is not None:
+        passed, diagnostics = _probe(_Launcher("namespaces", unshare))
+        if passed:
+            _warn_fallback(bwrap_problem)
+            return _Launcher("namespaces", unshare)
+    hint = "" if os.geteuid() == 0 else "; as a non-root user both need unprivileged user namespaces"
+    raise SandboxUnavailable(
+        f"cannot contain model-written code here, so it is not run: bubblewrap {bwrap_problem}, and the "
+        f"namespace fallback failed ({diagnostics}){hint}"
     )
 
 
 @functools.cache
-def _probe(bwrap: str) -> bool:
-    with _Pool(bwrap) as pool:
-        result, stderr = pool.run_with_diagnostics("assert sum([1, 2]) == 3", 10.0)
-    if not result.passed:
-        log.warning("bubblewrap at %s is unusable here: %s %s", bwrap, result.result, stderr)
-    return result.passed
+def _warn_fallback(bwrap_problem: str) -> None:
+    log.warning(
+        "bubblewrap %s: model-written code runs in the namespace fallback (own PID, network, IPC and mount "
+        "namespaces, read-only host filesystem, no capabilities%s); it can read the host's world-readable "
+        "files. Install bubblewrap for full isolation, or set `sandbox: required` to refuse to run.",
+        bwrap_problem,
+        ", a fresh unprivileged uid" if os.geteuid() == 0 else "",
+    )
+
+
+@functools.cache
+def _probe(launcher: _Launcher) -> tuple[bool, str]:
+    """Whether a trivial program passes in such a worker here; if not, the last line of what it said."""
+    try:
+        with _Pool(launcher) as pool:
+            result, stderr = pool.run_with_diagnostics("assert sum([1, 2]) == 3", 10.0)
+    except OSError as error:
+        return False, str(error)
+    said = (stderr.strip().splitlines() or [result.result])[-1]
+    return result.passed, said[-300:]
 
 
 @functools.cache
@@ -231,40 +264,49 @@ def _bwrap_args(bwrap: str, interpreter: str) -> list[str]:
     return [*args, "--"]
 
 
+def _unshare_args(unshare: str) -> list[str]:
+    """Fresh PID (with its own /proc), network, IPC, UTS and mount namespaces; a user namespace unless root.
+
+    The forked child is the PID namespace's init: when it dies the kernel kills everything inside, and
+    ``--kill-child`` kills it when unshare dies.
+    """
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    namespaces = ["--pid", "--net", "--ipc", "--uts", "--mount", "--mount-proc"]
+    return [unshare, *user, *namespaces, "--fork", "--kill-child", "--"]
+
+
 def _safe_env(home: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home}
 
 
 class _Worker:
-    """One warm sandbox: bwrap running the harness in ``serve`` mode, as a fresh random uid if we are root."""
+    """One warm sandbox running the harness in ``serve`` mode, as a fresh random uid if we are root."""
 
-    def __init__(self, bwrap: str) -> None:
+    def __init__(self, launcher: _Launcher) -> None:
         interpreter = _sandbox_interpreter()
         request_r, self._request_w = os.pipe()
         self._reply_r, reply_w = os.pipe()
-        harness = [
-            interpreter,
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            _HARNESS_SOURCE,
-            "serve",
-            str(request_r),
-            str(reply_w),
-        ]
+        harness = [interpreter, "-I", "-S", "-B", "-c", _HARNESS_SOURCE]
+        serve = ["serve", str(request_r), str(reply_w), *_limits()]
+        uid = 2**30 + secrets.randbelow(2**30 - 1) if os.geteuid() == 0 else None
         ids: dict = {}
-        if os.geteuid() == 0:
-            uid = 2**30 + secrets.randbelow(2**30 - 1)
-            ids = {"user": uid, "group": uid, "extra_groups": []}
+        env = _safe_env("/tmp")
+        if launcher.mode == "bwrap":
+            argv = [*_bwrap_args(launcher.tool, interpreter), *harness, *serve]
+            if uid is not None:
+                ids = {"user": uid, "group": uid, "extra_groups": []}
+        else:  # unshare must start as root to make the namespaces; the harness changes uid inside
+            contain = ["contain", "-" if uid is None else str(uid), str(TMPFS_BYTES)]
+            argv = [*_unshare_args(launcher.tool), *harness, *contain, *serve]
+            env["PWD"] = "/tmp"  # what bwrap's --chdir /tmp sets; `contain` moves there
         try:
             self._proc = subprocess.Popen(
-                [*_bwrap_args(bwrap, interpreter), *harness, *_limits()],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 pass_fds=(request_r, reply_w),
-                env=_safe_env("/tmp"),
+                env=env,
                 cwd="/",
                 start_new_session=True,
                 **ids,
@@ -294,7 +336,7 @@ class _Worker:
         return ExecResult(result == "passed", result), header.startswith(b"1 ")
 
     def close(self) -> str:
-        """Stop the sandbox (its PID namespace dies with it); return what bwrap said on stderr."""
+        """Stop the sandbox (its PID namespace dies with it); return what it said on stderr."""
         os.close(self._request_w)
         os.close(self._reply_r)
         try:
@@ -313,8 +355,8 @@ class _Worker:
 class _Pool:
     """Warm workers shared by threads; a worker that reports an unclean sandbox or dies is replaced."""
 
-    def __init__(self, bwrap: str) -> None:
-        self._bwrap = bwrap
+    def __init__(self, launcher: _Launcher) -> None:
+        self._launcher = launcher
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
 
@@ -336,7 +378,7 @@ class _Pool:
         for _ in range(2):
             with self._lock:
                 worker = self._idle.pop() if self._idle else None
-            worker = worker or _Worker(self._bwrap)
+            worker = worker or _Worker(self._launcher)
             answer = worker.run(program, timeout)
             if answer is not None and answer[1]:
                 with self._lock:
@@ -377,81 +419,6 @@ def _read_reply(fd: int, deadline: float) -> bytes | None:
             data += chunk
 
 
-def _run_unisolated(program: str, timeout: float) -> ExecResult:
-    """The fallback: a resource-limited subprocess in a new session, cleared env and a private temp dir."""
-    nonce = secrets.token_hex(16).encode()
-    verdict_r, verdict_w = os.pipe()
-    workdir = tempfile.mkdtemp(prefix="benchgate-sandbox-")
-    harness = [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", _HARNESS_SOURCE, "once"]
-    try:
-        proc = subprocess.Popen(
-            [*harness, str(verdict_w), repr(timeout), *_limits()],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(verdict_w,),
-            env=_safe_env(workdir),
-            cwd=workdir,
-            start_new_session=True,
-        )
-    finally:
-        os.close(verdict_w)
-    try:
-        with os.fdopen(verdict_r, "rb", buffering=0) as verdict_pipe:
-            stdin_data = nonce + b"\n" + program.encode()
-            verdict, output, timed_out = _collect(proc, stdin_data, verdict_pipe, timeout)
-    finally:
-        _kill_group(proc)  # before reaping, so the group id cannot have been reused
-        proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
-    result = judge(verdict, nonce, None if timed_out else proc.returncode, output)
-    return ExecResult(result == "passed", result)
-
-
-def _collect(
-    proc: subprocess.Popen, stdin_data: bytes, verdict_pipe, timeout: float
-) -> tuple[bytes, bytes, bool]:
-    """Feed stdin, drain output (keeping at most OUTPUT_CAP_BYTES) and the verdict until EOF or deadline."""
-    deadline = time.monotonic() + timeout + KILL_GRACE_SECONDS
-    assert proc.stdin is not None and proc.stdout is not None
-    verdict, output = bytearray(), bytearray()
-    os.set_blocking(proc.stdin.fileno(), False)
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdin, selectors.EVENT_WRITE)
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        sel.register(verdict_pipe, selectors.EVENT_READ)
-        view = memoryview(stdin_data)
-        while len(sel.get_map()) > 0:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return bytes(verdict), bytes(output), True
-            for key, _ in sel.select(remaining):
-                f = key.fileobj
-                if f is proc.stdin:
-                    try:
-                        view = view[os.write(proc.stdin.fileno(), view[: 1 << 16]) :]
-                    except BrokenPipeError:
-                        view = view[:0]
-                    if not view:
-                        sel.unregister(f)
-                        proc.stdin.close()
-                    continue
-                chunk = os.read(f.fileno(), 1 << 16)
-                if not chunk:
-                    sel.unregister(f)
-                elif f is verdict_pipe:
-                    verdict += chunk[: _VERDICT_CAP_BYTES - len(verdict)]
-                else:
-                    output += chunk[: OUTPUT_CAP_BYTES - len(output)]
-    return bytes(verdict), bytes(output), False
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the run's process group (bwrap: its death tears down the PID namespace)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 __all__ = [
     "ExecResult",
     "SandboxUnavailable",
@@ -461,4 +428,5 @@ __all__ = [
     "check_program",
     "check_programs",
     "isolation_available",
+    "isolation_mode",
 ]

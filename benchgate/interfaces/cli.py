@@ -18,11 +18,12 @@ from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
-from benchgate.errors import EXIT_INTERNAL, EXIT_OK, BenchgateError, ConfigurationError
+from benchgate.errors import EXIT_INTERNAL, EXIT_OK, BenchgateError, ConfigurationError, SandboxError
 from benchgate.run.validation import load_request
 from benchgate.settings import quiet_prefect, settings
 from benchgate.spec.report import GateDecision, Report, format_number
 from benchgate.spec.request import BenchmarkRequest
+from scorers.sandbox import SandboxUnavailable
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Continuous evaluation of LLMs as a CI/CD quality gate."
@@ -49,16 +50,22 @@ def user_errors(command: Command) -> Command:
             command(*args, **kwargs)
         except BenchgateError as error:
             raise _fail(error) from None
+        except SandboxUnavailable as error:  # model-written code cannot be contained here: exit 2
+            raise _fail(SandboxError(str(error))) from None
 
     return cast(Command, wrapper)
 
 
 def preflight(request: BenchmarkRequest) -> None:
-    """Fail before any flow starts when a model's secret cannot be resolved."""
+    """Fail before any flow starts when a model's secret cannot be resolved, or model-written code
+    could not run here as `sandbox:` asks (work-pool workers check for themselves)."""
     from benchgate.secrets import resolve_api_key
+    from flows.evaluate import check_sandbox
 
     for model in request.models:
         resolve_api_key(model)
+    if request.execution == "local":
+        check_sandbox(request, request.tasks)
 
 
 def print_summary(report: Report, exit_code: int) -> None:
