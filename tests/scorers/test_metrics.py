@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from scorers import metrics
-from scorers.metrics import ReferenceProblem, score_item
+from scorers.metrics import Batch, Metric, ReferenceProblem, score_batch, score_item
+from scorers.metrics.multiple_choice import choice_index
+
+
+def rouge(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+    """ROUGE through the registry's entries, as the custom task scores it."""
+    batch = Batch([[p] for p in predictions], references, [{} for _ in predictions])
+    return score_batch([metrics.METRICS[name] for name in ("rouge-1", "rouge-2", "rouge-l")], batch)
 
 
 def test_every_metric_declares_scale_direction_and_an_example() -> None:
@@ -28,6 +37,31 @@ def test_every_metric_declares_scale_direction_and_an_example() -> None:
         assert metric.higher_is_better and metric.summary and metric.example
     assert metrics.lookup("pass@10") is metrics.METRICS["pass@k"]
     assert metrics.lookup("pass@") is None and metrics.lookup("bleu") is None
+
+
+def test_every_entry_carries_one_scorer_and_batch_scorers_take_no_options() -> None:
+    for metric in metrics.METRICS.values():
+        assert (metric.score is None) != (metric.score_batch is None), metric.name
+        assert metric.score_batch is None or not metric.options, metric.name
+        assert set(metric.required) <= set(metric.options), metric.name
+    with pytest.raises(TypeError, match="exactly one of score and score_batch"):
+        Metric("none", "binary", "percent", "no scorer", "-")
+    assert metrics.METRICS["pass@k"].columns([1, 10]) == ["pass@1", "pass@10"]
+    assert metrics.METRICS["rouge-2"].columns([1, 10]) == ["rouge-2"]
+
+
+def test_metrics_sharing_a_batch_scorer_are_scored_by_one_call() -> None:
+    calls = []
+
+    def both(batch: Batch) -> list[dict[str, float]]:
+        calls.append(len(batch.predictions))
+        return [{"a": 1.0, "b": 2.0} for _ in batch.predictions]
+
+    a, b = (Metric(name, "continuous", "fraction", "-", "-", score_batch=both) for name in ("a", "b"))
+    batch = Batch([["x"], ["y"]], [["x"], ["y"]], [{}, {}])
+    assert score_batch([a], batch) == [{"a": 1.0}, {"a": 1.0}]
+    assert score_batch([a, b], batch) == [{"a": 1.0, "b": 2.0}] * 2
+    assert calls == [2, 2]
 
 
 @pytest.mark.parametrize(
@@ -53,11 +87,11 @@ def test_f1_score() -> None:
 def test_rouge_against_hand_counts() -> None:
     # 'the cat sat' vs 'the cat sat down': unigrams P 3/3 R 3/4 -> 6/7; bigrams P 2/2 R 2/3 -> 0.8;
     # LCS 3 -> 6/7
-    [scores] = metrics.rouge_best(["the cat sat"], [["the cat sat down"]])
+    [scores] = rouge(["the cat sat"], [["the cat sat down"]])
     assert scores["rouge-1"] == pytest.approx(6 / 7)
     assert scores["rouge-2"] == pytest.approx(0.8)
     assert scores["rouge-l"] == pytest.approx(6 / 7)
-    best, none = metrics.rouge_best(["the cat sat", "zebra"], [["a dog", "the cat sat"], ["the cat"]])
+    best, none = rouge(["the cat sat", "zebra"], [["a dog", "the cat sat"], ["the cat"]])
     assert best == {"rouge-1": 1.0, "rouge-2": 1.0, "rouge-l": 1.0}
     assert none == {"rouge-1": 0.0, "rouge-2": 0.0, "rouge-l": 0.0}
 
@@ -130,24 +164,24 @@ def test_json_match() -> None:
 )
 def test_choice_accuracy(prediction: str, expected: float) -> None:
     choices = ["Paris", "Rome", "Madrid"]
-    assert score_item("choice-accuracy", prediction, ["B"], choices=choices) == expected
+    assert score_item("choice-accuracy", prediction, ["B"], fields={"choices": choices}) == expected
 
 
 def test_choice_text_wins_over_a_leading_article() -> None:
     choices = ["A plane", "A train"]
-    assert metrics.choice_index("A train", choices) == 1
-    assert metrics.choice_index("A", choices) == 0
+    assert choice_index("A train", choices) == 1
+    assert choice_index("A", choices) == 0
 
 
 def test_pass_at_k_runs_the_tests_in_the_sandbox() -> None:
-    good = "def add(a, b):\n    return a + b\n\nassert add(2, 3) == 5\n"
-    bad = "def add(a, b):\n    return a - b\n\nassert add(2, 3) == 5\n"
+    good = "def add(a, b):\n    return a + b"
+    bad = "def add(a, b):\n    return a - b"
     # 5 samples, 2 pass: pass@1 = 2/5; pass@2 = 1 - C(3,2)/C(5,2) = 1 - 3/10; pass@5 = 1
-    scores = metrics.pass_at_k(
-        {"p1": [good, bad, bad, good, bad], "p2": [bad]}, [1, 2, 5], timeout=5.0, require_isolation=False
-    )
-    assert scores["p1"] == pytest.approx({"pass@1": 40.0, "pass@2": 70.0, "pass@5": 100.0})
-    assert scores["p2"] == {"pass@1": 0.0}
+    samples = [[good, bad, bad, good, bad], [bad]]
+    batch = Batch(samples, [[], []], [{"tests": "assert add(2, 3) == 5"}] * 2, ks=[1, 2, 5], timeout=5.0)
+    p1, p2 = score_batch([metrics.METRICS["pass@k"]], batch)
+    assert p1 == pytest.approx({"pass@1": 40.0, "pass@2": 70.0, "pass@5": 100.0})
+    assert p2 == {"pass@1": 0.0}
 
 
 def test_option_problems() -> None:
@@ -166,5 +200,6 @@ def test_reference_problems_are_found_before_scoring() -> None:
     assert metrics.reference_problem("numeric-match", ["12"]) is None
     assert metrics.reference_problem("numeric-match", ["twelve"]) == "reference 'twelve' is not a number"
     assert metrics.reference_problem("json-match", ["{"]) == "reference '{' is not valid JSON"
-    assert metrics.reference_problem("choice-accuracy", ["C"], ["x", "y"]) is not None
+    assert metrics.reference_problem("choice-accuracy", ["C"], {"choices": ["x", "y"]}) is not None
+    assert metrics.reference_problem("choice-accuracy", ["B"], {"choices": ["x", "y"]}) is None
     assert metrics.reference_problem("exact-match", [""]) is None

@@ -1,0 +1,123 @@
+"""A custom task's settings, read once: its dataset table, its Jinja2 templates and its chosen metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+import jinja2
+import jinja2.meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from benchgate.datasets.tabular import Row, Table
+from benchgate.evaltasks.base import MetricInfo, registry_metric
+from benchgate.evaltasks.custom.rows import ItemProblem, is_template, lookup
+from benchgate.spec.request import TaskSpec
+from scorers.metrics import METRICS, Metric
+from scorers.metrics.multiple_choice import LETTERS
+from scorers.passk import default_ks
+
+
+def lettered(choices: Iterable[Any]) -> str:
+    """Jinja filter: ['Paris', 'Rome'] -> 'A. Paris\\nB. Rome', the usual multiple-choice layout."""
+    return "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(choices))
+
+
+class Definition:
+    """What a custom task's request entry says, with the parts every later step shares."""
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.table = Table(
+            spec.path or spec.dataset or "", split=spec.split, subset=spec.subset, task_name=spec.task
+        )
+        self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        self.env.filters["lettered"] = lettered
+
+    @property
+    def dataset_name(self) -> str:
+        if self.spec.path and self.spec.dataset:
+            return self.spec.dataset
+        return self.table.name
+
+    @property
+    def where(self) -> str:
+        """The setting that names the dataset, for messages: `path` when given, else `dataset`."""
+        return "path" if self.spec.path else "dataset"
+
+    # metrics ---------------------------------------------------------------------------------
+    @cached_property
+    def metric_settings(self) -> list[tuple[str, dict[str, Any]]]:
+        """(name, options) per `metrics` entry, in request order; malformed entries are left to validation."""
+        settings = []
+        for entry in self.spec.metrics or []:
+            if isinstance(entry, str):
+                settings.append((entry, {}))
+            elif len(entry) == 1 and isinstance(next(iter(entry.values())), dict):
+                name, options = next(iter(entry.items()))
+                settings.append((name, options))
+        return settings
+
+    @cached_property
+    def chosen(self) -> list[tuple[Metric, dict[str, Any]]]:
+        """The registry's entries of the requested metrics with their options; unknown names are left out."""
+        return [(METRICS[name], options) for name, options in self.metric_settings if name in METRICS]
+
+    def ks(self) -> list[int]:
+        return self.spec.k or default_ks(self.spec.samples)
+
+    def metrics(self) -> list[MetricInfo]:
+        return [registry_metric(column) for metric, _ in self.chosen for column in metric.columns(self.ks())]
+
+    # templates -------------------------------------------------------------------------------
+    def template_sources(self) -> dict[str, str]:
+        spec, sources = self.spec, {}
+        if spec.prompt is not None:
+            sources["prompt"] = spec.prompt
+        if spec.system is not None:
+            sources["system"] = spec.system
+        for field in ("target", "tests"):
+            value = getattr(spec, field)
+            if value is not None and is_template(value):
+                sources[field] = value
+        return sources
+
+    @cached_property
+    def templates(self) -> dict[str, jinja2.Template]:
+        """Compiled templates by setting; only valid ones (validation reports the others)."""
+        compiled = {}
+        for field, source in self.template_sources().items():
+            try:
+                compiled[field] = self.env.from_string(source)
+            except jinja2.TemplateSyntaxError:
+                continue
+        return compiled
+
+    def undeclared(self, source: str) -> set[str]:
+        """The row fields a template uses (its variables that are not Jinja globals)."""
+        return jinja2.meta.find_undeclared_variables(self.env.parse(source)) - set(self.env.globals)
+
+    def render(self, field: str, row: Row) -> str:
+        try:
+            return self.templates[field].render(row)
+        except jinja2.UndefinedError as error:
+            raise ItemProblem(
+                field, f"{error.message} (fields in this row: {', '.join(sorted(row))})"
+            ) from None
+        except jinja2.TemplateError as error:
+            raise ItemProblem(field, f"template error: {error}") from None
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+            raise ItemProblem(field, f"{type(error).__name__}: {error}") from None
+
+    def field_or_template(self, field: str, row: Row) -> Any:
+        """`target` or `tests` of a row: the named field, or the template rendered and stripped."""
+        source = getattr(self.spec, field)
+        if is_template(source):
+            return self.render(field, row).strip()
+        try:
+            return lookup(row, source)
+        except KeyError:
+            raise ItemProblem(
+                field, f"no field {source!r} in this row (fields: {', '.join(sorted(row))})"
+            ) from None
