@@ -10,16 +10,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
-from benchgate.errors import DatasetError, ProviderConfigError, SandboxError
-from benchgate.evaltasks import make_task, metric_infos
+from benchgate.errors import DatasetError, ProviderConfigError
+from benchgate.evaltasks import make_task
 from benchgate.providers import create_provider
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import GenerationStats, TaskResult, summarize
 from benchgate.run.validation import parse_request
-from benchgate.spec.request import BenchmarkRequest, TaskSpec
-from benchgate.store import Store
+from benchgate.store import Store, partition_name
 from flows.concurrency import bounded_gather
-from scorers.sandbox import SandboxUnavailable, isolation_mode
 from tasks.examples import load_examples
 from tasks.generate import generate
 from tasks.score import score
@@ -35,16 +33,6 @@ def items_ahead(concurrency: int, shard_size: int) -> int:
     return max(16 * concurrency, 2 * shard_size)
 
 
-def check_sandbox(request: BenchmarkRequest, specs: list[TaskSpec]) -> None:
-    """Raise SandboxError, before any model is called, if tasks that run model-written code (pass@k)
-    could not run it here: `sandbox: required` needs bubblewrap, `auto` any isolation that contains it."""
-    if any(m.kind == "pass@k" for spec in specs for m in metric_infos(spec)):
-        try:
-            isolation_mode(require_isolation=request.sandbox == "required")
-        except SandboxUnavailable as error:
-            raise SandboxError(str(error)) from None
-
-
 @flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
 async def evaluate(
     request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
@@ -53,7 +41,6 @@ async def evaluate(
     logger = get_run_logger()
     parsed = parse_request(request)
     model, spec = parsed.model(model_id), parsed.task(task_name)
-    check_sandbox(parsed, [spec])
     store = Store(store_url)
     eval_task = make_task(spec, require_isolation=parsed.sandbox == "required")
     info = await load_examples(eval_task, store)
@@ -68,50 +55,54 @@ async def evaluate(
         info.dataset,
         info.revision,
     )
-    cached = store.reusable_generations(model.id, spec.task) if parsed.cache == "reuse" else {}
-    context = ShardContext(benchmark_id, spec.task, info.dataset, info.revision, spec.samples, parsed.cache)
-    stats, done = GenerationStats(), 0
-    progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
-    provider = create_provider(model)
-    shard_size = spec.shard_size or 100
-    in_flight = shards_in_flight(model.concurrency, shard_size)
-    ahead = items_ahead(model.concurrency, shard_size)
-    producer = ShardProducer(
-        provider,
-        context,
-        cached,
-        store,
-        lambda shard: store.read_example_shard(info.digest, shard),
-        info.n_shards,
-        max_items_ahead=ahead,
-        max_shards_ahead=2 * in_flight + math.ceil(ahead / max(1, shard_size)),
-    )
-
-    async def run_shard(shard: int) -> pd.DataFrame:
-        nonlocal done
-        examples = await producer.examples(shard)
-        generated = await generate(provider, shard, context, quote(producer))
-        if isinstance(generated, ProviderConfigError):
-            raise generated
-        stats.add(generated.rows, generated.requests, generated.reused)
-        scored = await score(eval_task, shard, quote(examples), quote(generated.rows))
-        done += 1
-        await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
-        return scored
-
-    producer.start()
-    try:
-        frames = await bounded_gather(
-            [lambda shard=shard: run_shard(shard) for shard in range(info.n_shards)], in_flight
+    generations = ("generations", f"model={partition_name(model.id)}", f"task={partition_name(spec.task)}")
+    async with store.exclusive(*generations):  # a second run of this model x task waits, then reuses
+        cached = store.reusable_generations(model.id, spec.task) if parsed.cache == "reuse" else {}
+        context = ShardContext(
+            benchmark_id, spec.task, info.dataset, info.revision, spec.samples, parsed.cache
         )
-    except ProviderConfigError as error:
-        logger.error("%s refused the configuration: %s", model_id, error)
-        return TaskResult(
-            model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
-        ).to_dict()
-    finally:
-        await producer.aclose()
-        await provider.aclose()
+        stats, done = GenerationStats(), 0
+        progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
+        provider = create_provider(model)
+        shard_size = spec.shard_size or 100
+        in_flight = shards_in_flight(model.concurrency, shard_size)
+        ahead = items_ahead(model.concurrency, shard_size)
+        producer = ShardProducer(
+            provider,
+            context,
+            cached,
+            store,
+            lambda shard: store.read_example_shard(info.digest, shard),
+            info.n_shards,
+            max_items_ahead=ahead,
+            max_shards_ahead=2 * in_flight + math.ceil(ahead / max(1, shard_size)),
+        )
+
+        async def run_shard(shard: int) -> pd.DataFrame:
+            nonlocal done
+            examples = await producer.examples(shard)
+            generated = await generate(provider, shard, context, quote(producer))
+            if isinstance(generated, ProviderConfigError):
+                raise generated
+            stats.add(generated.rows, generated.requests, generated.reused)
+            scored = await score(eval_task, shard, quote(examples), quote(generated.rows))
+            done += 1
+            await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
+            return scored
+
+        producer.start()
+        try:
+            frames = await bounded_gather(
+                [lambda shard=shard: run_shard(shard) for shard in range(info.n_shards)], in_flight
+            )
+        except ProviderConfigError as error:
+            logger.error("%s refused the configuration: %s", model_id, error)
+            return TaskResult(
+                model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
+            ).to_dict()
+        finally:
+            await producer.aclose()
+            await provider.aclose()
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["example_id"])
     store.write_scores(benchmark_id, model.id, spec.task, scores)
     result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget)

@@ -7,12 +7,15 @@ reader treats leftover journals of killed runs as data.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import io
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -133,6 +136,31 @@ class Store:
         buffer = io.BytesIO()
         pq.write_table(table, buffer, row_group_size=row_group_size, compression="zstd")
         self.write_bytes(path, buffer.getvalue())
+
+    @asynccontextmanager
+    async def exclusive(self, *parts: str, poll_seconds: float = 0.2) -> AsyncIterator[None]:
+        """Hold an exclusive lock on a store path, waiting for whoever holds it.
+
+        Two runs of the same model x task on one store would otherwise ask the model twice for every
+        item; the second waits, then reuses the first's answers. An advisory `flock`, released by the
+        kernel when its holder dies; object stores have no such lock, so there it is a no-op.
+        """
+        if not self.is_local:
+            yield
+            return
+        path = Path(self.path("locks", *parts) + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(poll_seconds)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # examples --------------------------------------------------------------------------------
     def examples_path(self, examples_digest: str) -> str:
