@@ -23,12 +23,18 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.dev-installed
 
-# bubblewrap isolates model-written code; installed when we can (root on Debian/Ubuntu), else the sandbox warns.
+# bubblewrap isolates model-written code (docs/sandbox.md): installed when we can (root, or passwordless
+# sudo, with apt-get). Without it the sandbox falls back to util-linux namespaces or refuses to run the
+# code; the sandbox tests need it and fail saying so.
 system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || echo "warning: could not install bubblewrap"; \
-	  else echo "warning: bubblewrap (bwrap) not found; install it for sandboxed code execution"; fi; }
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$sudo" ] || sudo -n true 2>/dev/null; }; then \
+	    ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+	      || echo "warning: could not install bubblewrap (apt-get install bubblewrap); see docs/sandbox.md"; \
+	  else echo "warning: bubblewrap (bwrap) not found: install it for full isolation (docs/sandbox.md)"; fi; }
+	@! command -v bwrap >/dev/null 2>&1 || bwrap --unshare-all --die-with-parent --ro-bind / / true 2>/dev/null \
+	  || echo "warning: bwrap cannot create namespaces here (docs/sandbox.md)"
 
 demo: install system-deps
 	$(BIN)/benchgate run examples/quickstart.yaml --out out/quickstart
