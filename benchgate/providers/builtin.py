@@ -19,7 +19,6 @@ from benchgate.providers.base import Completion, Provider
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 
-MODELS = ("reference", "baseline", "lead-3", "sliding-window")
 _PTB_CLOSERS = {"''", "'", "-rrb-", ")", '"'}
 _PROSE_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 _WORD = re.compile(r"\w+")
@@ -171,6 +170,7 @@ ANSWERS: dict[str, Answers] = {
         gold=lambda e: "```python\n" + e.fields["prompt"] + e.references[0] + "```",
     ),
 }
+MODELS = ("reference", "baseline", *(a.baseline_name for a in ANSWERS.values() if a.baseline_name))
 
 
 class BuiltinProvider(Provider):

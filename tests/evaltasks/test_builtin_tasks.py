@@ -16,7 +16,7 @@ from benchgate.errors import ConfigurationError, ProviderConfigError
 from benchgate.evaltasks import BUILTIN, BUILTIN_TASKS, builtin_task, make_task
 from benchgate.evaltasks.base import EvalTask
 from benchgate.evaltasks.offline import score_predictions
-from benchgate.providers.builtin import ANSWERS, BuiltinProvider
+from benchgate.providers.builtin import ANSWERS, MODELS, BuiltinProvider
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec, TaskSpec
 
@@ -78,6 +78,7 @@ def test_the_index_names_each_task_class_and_imports_none_of_them_up_front() -> 
 
 def test_every_kind_of_item_has_builtin_answers() -> None:
     assert set(ANSWERS) == set(KINDS)
+    assert MODELS == ("reference", "baseline", "lead-3", "sliding-window")
 
 
 @pytest.mark.parametrize("name", BUILTIN_TASKS)
