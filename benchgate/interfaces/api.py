@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -35,6 +35,7 @@ from benchgate.report.build import new_benchmark_id
 from benchgate.run.validation import parse_request
 from benchgate.settings import quiet_prefect
 from benchgate.spec.base import field_path
+from benchgate.spec.files import decode_structured
 from benchgate.store import Store
 
 MAX_BODY_BYTES = 1 << 20
@@ -44,6 +45,10 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
+
+
+# The request document (see README "The request"); validated by benchgate, not by FastAPI.
+REQUEST_BODY: dict[str, Any] = {"schema": {"type": "object", "title": "BenchmarkRequest"}}
 
 
 @dataclass
@@ -111,6 +116,10 @@ class BodyLimit:
         await self.app(scope, limited, guarded)
 
 
+def _invalid(problems: list[str]) -> JSONResponse:
+    return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
 
@@ -157,10 +166,23 @@ def create_app(settings: ApiSettings, runner: Runner | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/benchmarks", status_code=202, dependencies=[Depends(authorized)])
-    async def submit(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, str]:
+    @app.post(
+        "/v1/benchmarks",
+        status_code=202,
+        dependencies=[Depends(authorized)],
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": REQUEST_BODY}}},
+    )
+    async def submit(request: Request) -> dict[str, str]:
+        """The body is decoded here, strictly (no repeated keys, bounded nesting), not by FastAPI."""
         try:
+            body = decode_structured(
+                (await request.body()).decode("utf-8", errors="strict"), is_json=True, source="request body"
+            )
             parsed = await run_in_threadpool(parse_request, body)
+        except UnicodeDecodeError:
+            return JSONResponse(
+                {"detail": "invalid request", "problems": ["(body): not UTF-8"]}, status_code=422
+            )
         except RequestError as error:
             return JSONResponse({"detail": "invalid request", "problems": error.problems}, status_code=422)
         benchmark_id = new_benchmark_id()
@@ -178,7 +200,10 @@ def create_app(settings: ApiSettings, runner: Runner | None = None) -> FastAPI:
     async def recent(limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, list[dict[str, Any]]]:
         items = []
         for submission in await run_in_threadpool(submissions.recent, limit):
-            report = store.read_report(submission["benchmarkId"]) or {}
+            try:
+                report = store.read_report(submission["benchmarkId"]) or {}
+            except BenchgateError:  # one corrupt report must not hide everyone's benchmarks
+                report = {"status": "unreadable"}
             items.append(
                 {
                     "benchmarkId": submission["benchmarkId"],

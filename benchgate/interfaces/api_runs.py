@@ -65,7 +65,14 @@ class Submissions:
         if not self.store.exists(directory):
             return []
         paths = [p for p in self.store.fs.ls(directory, detail=False) if p.endswith(".json")]
-        items = [json.loads(self.store.read_bytes(p)) for p in paths]
+        items = []
+        for path in paths:
+            try:
+                item = json.loads(self.store.read_bytes(path))
+            except (OSError, ValueError):  # half-written or garbled by hand: skip it, keep the rest
+                continue
+            if isinstance(item, dict) and isinstance(item.get("submittedAt"), str) and "benchmarkId" in item:
+                items.append(item)
         return sorted(items, key=lambda s: s["submittedAt"], reverse=True)[:limit]
 
     def mark_queued(self, benchmark_id: str, name: str) -> None:

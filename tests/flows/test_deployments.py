@@ -18,7 +18,7 @@ import pytest
 from benchgate.interfaces.client import ApiClient
 from benchgate.report.build import report_exit_code
 from benchgate.run.release import release_payload, release_request
-from tests.api.server import TOKEN, ApiServer
+from tests.interfaces.server import TOKEN, ApiServer
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.prefect_server import PrefectServer
 from tests.support.prefect_workers import Worker, ensure_pool, prefect_cli, wait_for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -12,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.api.server import TOKEN, ApiServer
 from tests.conftest import REPO_ROOT, cli_env, run_cli
+from tests.interfaces.server import TOKEN, ApiServer
 from tests.support.prefect_server import PrefectServer
 
 pytestmark = pytest.mark.slow
@@ -90,6 +91,41 @@ def test_invalid_requests_get_422_with_field_paths(api: ApiServer) -> None:
             "/v1/benchmarks", content=b"{not json", headers={"content-type": "application/json"}
         )
         assert response.status_code == 422
+
+
+def test_hostile_bodies_get_422_not_a_crash(api: ApiServer) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    repeated = b'{"name": "a", "models": [], "name": "b"}'
+    with api.client() as client:
+        for body, problem in (
+            (deep, "nested more than"),
+            (repeated, "duplicate key 'name'"),
+            (b"\xff\xfe{}", "not UTF-8"),
+        ):
+            response = client.post(
+                "/v1/benchmarks", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 422, body[:20]
+            assert any(problem in p for p in response.json()["problems"]), response.json()
+
+
+def test_a_corrupt_report_in_the_store_does_not_break_the_listing(api: ApiServer, tmp_path: Path) -> None:
+    store = Path(api.env["BENCHGATE_STORE"])
+    (store / "api" / "submissions").mkdir(parents=True, exist_ok=True)
+    (store / "api" / "submissions" / "bmk-00000000dead.json").write_text(
+        json.dumps(
+            {"benchmarkId": "bmk-00000000dead", "name": "broken", "submittedAt": "2026-01-01T00:00:00Z"}
+        )
+    )
+    (store / "api" / "submissions" / "bmk-00000000beef.json").write_text("{half a submissi")
+    (store / "reports" / "bmk-00000000dead").mkdir(parents=True, exist_ok=True)
+    (store / "reports" / "bmk-00000000dead" / "report.json").write_text('{"status": "compl')
+    with api.client() as client:
+        response = client.get("/v1/benchmarks", params={"limit": 200})
+        assert response.status_code == 200
+        listed = {item["benchmarkId"]: item["status"] for item in response.json()["benchmarks"]}
+        assert listed["bmk-00000000dead"] == "unreadable"
+        assert "bmk-00000000beef" not in listed
 
 
 def test_bodies_over_the_limit_are_refused(api: ApiServer) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from benchgate.interfaces.api import ApiSettings, create_app
-from tests.api.server import TOKEN
+from tests.interfaces.server import TOKEN
 
 
 class RecordingRunner:
