@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -297,6 +298,57 @@ def test_refuses_when_nothing_can_contain_the_code(monkeypatch, tmp_path):
     ):
         check_programs([program])
     assert not marker.exists()
+
+
+def benchgate_cli(args: list[str], path: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchgate", *args],
+        env={**os.environ, "PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_run_with_sandbox_required_and_no_bwrap_exits_2_before_any_model_call(host, no_bwrap_path, tmp_path):
+    listener = host["listener"]  # the model's endpoint: it must never be called
+    request = {
+        "name": "sandbox-required",
+        "sandbox": "required",
+        "models": [
+            {
+                "id": "m",
+                "provider": "openai-compatible",
+                "model": "m",
+                "base_url": f"http://127.0.0.1:{listener.port}/v1",
+                "api_key_env": "BENCHGATE_TEST_FAKE_KEY",
+            }
+        ],
+        "tasks": [{"task": "code-generation", "dataset": "humaneval", "limit": 2}],
+    }
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(request))
+    done = benchgate_cli(["run", str(path)], no_bwrap_path, BENCHGATE_TEST_FAKE_KEY="k")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "benchgate: sandbox: required, but bubblewrap is missing (install the 'bubblewrap' package, "
+        "e.g. `apt-get install bubblewrap`)"
+    ]
+    assert listener.connections == []
+    path.write_text(json.dumps({**request, "sandbox": "off"}))  # never honoured, now refused
+    done = benchgate_cli(["validate", str(path)], no_bwrap_path)
+    assert done.returncode == 2 and "sandbox: Input should be 'auto' or 'required'" in done.stderr
+
+
+def test_score_exits_2_when_nothing_can_contain_the_code(tmp_path):
+    predictions = tmp_path / "samples.jsonl"
+    predictions.write_text((HUMANEVAL / "canonical_samples.jsonl").read_text().splitlines()[0] + "\n")
+    dataset = str(HUMANEVAL / "HumanEval.jsonl.gz")
+    args = ["score", "code-generation", "--predictions", str(predictions), "--dataset", dataset]
+    done = benchgate_cli(args, str(tmp_path))  # a PATH with neither bwrap nor unshare
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("benchgate: cannot contain model-written code here, so it is not run: bubblewrap")
 
 
 def test_single_completion_and_result_strings():
