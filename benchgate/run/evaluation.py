@@ -16,7 +16,7 @@ from benchgate.store import Store
 from scorers.stats import bootstrap_ci
 
 DEFAULT_SHARD_SIZE = 100
-EXAMPLES_FORMAT = 1
+EXAMPLES_FORMAT = 2  # 2: built-in examples carry fields["kind"]
 
 
 @dataclass(frozen=True)
