@@ -22,11 +22,11 @@ def evaluate_gate(report: Report, spec: GateSpec, load_scores: ScoreLoader) -> G
     if problems:
         raise RequestError(problems)
     evaluations = [_Evaluation(i, rule, report, spec, load_scores) for i, rule in enumerate(spec.rules)]
-    tested = [e for e in evaluations if e.verdict.p_value is not None]
+    tested = [(e, e.verdict.p_value) for e in evaluations if e.verdict.p_value is not None]
     if spec.family_wise == "holm" and tested:
-        for evaluation, adjusted in zip(tested, holm([e.verdict.p_value for e in tested]), strict=True):
+        for (evaluation, _), adjusted in zip(tested, holm([p for _, p in tested]), strict=True):
             evaluation.verdict.p_adjusted = adjusted
-    for evaluation in tested:
+    for evaluation, _ in tested:
         evaluation.decide_from_test()
     return GateDecision.of([e.verdict for e in evaluations])
 

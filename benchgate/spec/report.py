@@ -198,10 +198,12 @@ class Report(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    benchmark_id: str = Field(alias="benchmarkId")
+    benchmark_id: str = Field(validation_alias="benchmarkId", serialization_alias="benchmarkId")
     name: str
     status: ReportStatus
-    completed_at: str | None = Field(default=None, alias="completedAt")
+    completed_at: str | None = Field(
+        default=None, validation_alias="completedAt", serialization_alias="completedAt"
+    )
     report: dict[str, TaskSection] = Field(default_factory=dict)
     details: dict[str, dict[str, TaskDetails]] | None = None
     gate: GateDecision | None = None

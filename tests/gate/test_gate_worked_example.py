@@ -1,7 +1,7 @@
 """docs/gate.md's worked example: a threshold or a point comparison gets it wrong, the paired gate doesn't.
 
 Simulated SQuAD-like per-item F1 (0-100) on 1000 items whose difficulty varies a lot (item sd ~22 points).
-`python -m tests.library.test_gate_worked_example` prints the numbers quoted in docs/gate.md.
+`python -m tests.gate.test_gate_worked_example` prints the numbers quoted in docs/gate.md.
 """
 
 from __future__ import annotations
