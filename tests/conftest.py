@@ -1,4 +1,17 @@
-"""Session-wide fixtures: a real Prefect server, and the benchgate CLI run as a subprocess against it."""
+"""Session-wide fixtures: the full-size test data, a real Prefect server, and the benchgate CLI run as a
+subprocess against it.
+
+Full-size data (tests/support/test_data.py): `data_file("squad_v2/dev-v2.0.json")` gives a checked path,
+from `BENCHGATE_TEST_DATA` (default ../shared/data beside the repository), the cache, or its public source.
+When a file can be had from nowhere, what happens depends on where the suite runs:
+
+- with CI=true the test fails: CI is where parity is proven, so it must have the data, and a green CI run
+  that skipped parity would claim what it did not check;
+- elsewhere (a fresh clone, a laptop offline) the test is skipped with the reason (file, what was tried)
+  and the end of the run lists every test that could not run and why, while everything else still runs.
+
+A copy whose sha256 differs from tests/reference/manifest.json fails the test everywhere.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +24,50 @@ from pathlib import Path
 import pytest
 
 from tests.support.prefect_server import PrefectServer
+from tests.support.test_data import (
+    UNAVAILABLE,
+    ChecksumMismatch,
+    DataFile,
+    DataLocator,
+    DataUnavailable,
+    in_ci,
+    unavailable_summary,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The shared reference data; its absence fails the test (parity must never be skipped silently)."""
-    if not (SHARED_DATA / "SOURCES.md").is_file():
-        pytest.fail(
-            f"shared reference data not found at {SHARED_DATA} (expected ../shared/data beside the "
-            f"repository root {REPO_ROOT}); the parity tests need it — restore it, do not skip them",
-            pytrace=False,
-        )
-    return SHARED_DATA
+def data_locator() -> DataLocator:
+    return DataLocator.from_environment()
+
+
+@pytest.fixture(scope="session")
+def data_file(data_locator: DataLocator) -> DataFile:
+    """Path of a manifest file, checked; fails or skips the calling test as the module docstring says."""
+
+    def locate(relpath: str) -> Path:
+        try:
+            return data_locator.locate(relpath)
+        except ChecksumMismatch as error:
+            pytest.fail(str(error), pytrace=False)
+        except DataUnavailable as error:
+            if in_ci():
+                pytest.fail(f"{UNAVAILABLE}: {error} (CI=true: CI must have the data)", pytrace=False)
+            pytest.skip(f"{UNAVAILABLE}: {error}")
+
+    return locate
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    reports = [r for kind in ("skipped", "failed", "error") for r in terminalreporter.stats.get(kind, [])]
+    lines = unavailable_summary(reports)
+    if lines:
+        terminalreporter.section("test data", sep="=", yellow=True)
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from benchgate.datasets.kinds import ExampleKind
 from benchgate.errors import ConfigurationError, DatasetError
 from benchgate.spec.example import Example
 from benchgate.spec.request import TaskSpec
 from scorers.metrics import lookup
-from scorers.stats import bootstrap_ci
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ItemKind = Literal["binary", "continuous", "pass@k"]
 
@@ -122,4 +122,6 @@ def required_dataset(dataset_path: str | None, task: str) -> str:
 
 def bootstrap_cis(per_item: dict[str, Sequence[float]]) -> dict[str, list[float]]:
     """The 95% percentile bootstrap interval of each metric over its per-item values."""
+    from scorers.stats import bootstrap_ci  # numpy: only when scoring, not to validate a request
+
     return {name: list(bootstrap_ci(values)) for name, values in per_item.items()}

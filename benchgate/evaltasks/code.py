@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from benchgate.datasets.files import file_revision
 from benchgate.datasets.humaneval import read_humaneval
@@ -28,10 +26,14 @@ from benchgate.spec.example import Example
 from scorers.passk import default_ks, per_problem_pass_at_k
 from scorers.sandbox import check_completions
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SYSTEM = (
     "You are an expert Python programmer. Complete the function. Reply with the complete function "
     "definition in one ```python code block, and nothing else."
 )
+
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 SAMPLE_TIMEOUT_SECONDS = 3.0
 
@@ -99,6 +101,8 @@ class CodeGeneration(EvalTask):
         )
 
     def score(self, examples: list[Example], predictions: dict[str, list[str]]) -> pd.DataFrame:
+        import pandas as pd
+
         jobs = [
             (example.fields, extract_completion(reply, example.fields["entry_point"]))
             for example in examples

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from benchgate.datasets.files import file_revision
 from benchgate.datasets.hub import load_hub_rows
@@ -28,12 +27,16 @@ from benchgate.evaltasks.base import (
 from benchgate.spec.example import Example
 from scorers.squad import evaluate_squad_v2, exact_match, f1
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 ABSTAIN = "unanswerable"
 SYSTEM = (
     "You answer questions about a passage. Reply with the shortest span of the passage that answers "
     "the question, copied exactly, and nothing else. If the passage does not contain the answer, "
     f"reply with exactly: {ABSTAIN}"
 )
+
 _ABSTENTIONS = {ABSTAIN, "unanswerable.", "no answer", "cannot be answered", "not answerable", "n/a", "none"}
 HUB_REPO = "rajpurkar/squad_v2"
 
@@ -102,6 +105,8 @@ class QuestionAnswering(EvalTask):
         return to_squad_answer(output)
 
     def score(self, examples: list[Example], predictions: dict[str, list[str]]) -> pd.DataFrame:
+        import pandas as pd
+
         rows = []
         for example in examples:
             prediction = predictions[example.example_id][0]

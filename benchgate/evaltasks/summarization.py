@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from benchgate.datasets.cnn_dailymail import read_cnn_dailymail
 from benchgate.datasets.files import file_revision
@@ -25,13 +23,16 @@ from benchgate.evaltasks.base import (
     required_dataset,
 )
 from benchgate.spec.example import Example
-from scorers.rouge import score_summaries
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SYSTEM = "You are a news editor who writes short, factual summaries."
 INSTRUCTION = (
     "Summarize the news article below in at most 3 short sentences, one sentence per line, "
     "with no heading or bullet marks.\n\nArticle:\n"
 )
+
 HUB_REPO, HUB_SUBSET = "abisee/cnn_dailymail", "3.0.0"
 METRICS = ("rouge-1", "rouge-2", "rouge-l")
 SUMMARY_FIELDS = ("summary", "prediction", "lead3")
@@ -83,6 +84,10 @@ class TextSummarization(EvalTask):
             )
 
     def score(self, examples: list[Example], predictions: dict[str, list[str]]) -> pd.DataFrame:
+        import pandas as pd
+
+        from scorers.rouge import score_summaries  # nltk and scipy: only when scoring
+
         ids = [e.example_id for e in examples]
         scores = score_summaries([predictions[i][0] for i in ids], [e.references[0] for e in examples])
         return pd.DataFrame({"example_id": ids, **{m: [s[m] for s in scores] for m in METRICS}})
@@ -114,6 +119,8 @@ class TextSummarization(EvalTask):
             summaries.append(row[field])
         if not ids:
             raise DatasetError(f"{predictions_path}: no predictions")
+        from scorers.rouge import score_summaries
+
         scores = score_summaries(summaries, [references[i] for i in ids])
         metrics: dict[str, Any] = {name: sum(s[name] for s in scores) / len(scores) for name in METRICS}
         metrics["n"] = len(scores)

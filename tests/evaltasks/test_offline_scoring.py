@@ -8,11 +8,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from benchgate.interfaces.cli import app
+from tests.support.test_data import DataFile, reference_scores
 
 
-def test_score_squad_predictions_prints_the_official_numbers(shared_data: Path, tmp_path: Path) -> None:
-    squad = shared_data / "squad_v2"
-    official = json.loads((squad / "reference-scores.json").read_text())["results"]["context_first5words"]
+def test_score_squad_predictions_prints_the_official_numbers(data_file: DataFile, tmp_path: Path) -> None:
+    official = reference_scores("squad_v2")["results"]["context_first5words"]
     out = tmp_path / "items.jsonl"
     result = CliRunner().invoke(
         app,
@@ -20,9 +20,9 @@ def test_score_squad_predictions_prints_the_official_numbers(shared_data: Path, 
             "score",
             "question-answering",
             "--dataset",
-            str(squad / "dev-v2.0.json"),
+            str(data_file("squad_v2/dev-v2.0.json")),
             "--predictions",
-            str(squad / "predictions" / "context_first5words.json"),
+            str(data_file("squad_v2/predictions/context_first5words.json")),
             "--out",
             str(out),
         ],

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from benchgate.datasets.cnn_dailymail import read_cnn_dailymail
 from benchgate.providers.builtin import lead_3, sliding_window_answer, split_sentences
-from tests.conftest import SHARED_DATA
+from tests.support.test_data import DataFile, reference_scores
 
 
 @pytest.fixture(scope="module")
-def cnn(shared_data: Path) -> list[dict[str, str]]:
-    return list(read_cnn_dailymail(str(shared_data / "cnn_dailymail" / "test.jsonl")))
+def cnn(data_file: DataFile) -> list[dict[str, str]]:
+    return list(read_cnn_dailymail(str(data_file("cnn_dailymail/test.jsonl"))))
 
 
-def test_lead3_reproduces_the_reference_lead3_on_all_11490_articles(cnn: list[dict[str, str]]) -> None:
+def test_lead3_reproduces_the_reference_lead3_on_all_11490_articles(
+    cnn: list[dict[str, str]], data_file: DataFile
+) -> None:
     """Identical summaries mean identical ROUGE: 40.08/17.50/36.37 with rouge-score (parity tests),
     within 0.4 points of See et al.'s published Lead-3 (40.34/17.70/36.57)."""
     references = {}
-    with (SHARED_DATA / "cnn_dailymail" / "lead3_predictions.jsonl").open() as handle:
+    with data_file("cnn_dailymail/lead3_predictions.jsonl").open() as handle:
         for line in handle:
             row = json.loads(line)
             references[row["id"]] = row["lead3"]
     assert len(cnn) == len(references) == 11_490
     mismatched = [row["id"] for row in cnn if lead_3(row["article"]) != references[row["id"]]]
     assert mismatched == []
-    scores = json.loads((SHARED_DATA / "cnn_dailymail" / "reference-scores.json").read_text())
+    scores = reference_scores("cnn_dailymail")
     published = scores["published_lead3_see_et_al_2017_pyrouge"]
     ours = scores["rouge_score_results"]
     for metric, published_name in (("rouge1", "rouge1"), ("rouge2", "rouge2"), ("rougeLsum", "rougeL")):

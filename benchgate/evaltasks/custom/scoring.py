@@ -7,12 +7,14 @@ left out (logged), never scored 0. Batch metrics (ROUGE, pass@k) then score the 
 from __future__ import annotations
 
 import logging
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from benchgate.evaltasks.custom.definition import Definition
 from benchgate.spec.example import Example
 from scorers.metrics import Batch, ReferenceProblem, score_batch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ def score(
         )
         for example, values in zip(scored, score_batch(batched, batch), strict=True):
             rows[example.example_id].update(values)
+    import pandas as pd
+
     return pd.DataFrame([{"example_id": i, **row} for i, row in rows.items()], columns=columns)
 
 

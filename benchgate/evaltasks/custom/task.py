@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from benchgate.evaltasks.base import EvalTask, LoadedDataset, MetricInfo
 from benchgate.evaltasks.custom import scoring, validation
@@ -11,6 +11,9 @@ from benchgate.evaltasks.custom.items import Items
 from benchgate.evaltasks.custom.postprocess import postprocess
 from benchgate.spec.example import Example
 from benchgate.spec.request import TaskSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class CustomTask(EvalTask):
