@@ -254,6 +254,37 @@ def test_fallback_contains_the_corpus_for_an_unprivileged_caller(host, no_bwrap_
     assert_host_untouched(host)
 
 
+_KILLED_CALLER = """
+import json, sys
+from scorers import sandbox
+print(sandbox.isolation_mode(), flush=True)
+sandbox.check_completions(json.load(sys.stdin), timeout=float(sys.argv[1]))
+"""
+
+
+def test_nothing_survives_the_caller_being_killed(mode, host):
+    """The issue's failure: benchgate itself SIGKILLed mid-run. Every sandbox must still go away, by its
+    program's deadline at the latest (bwrap at once: --die-with-parent)."""
+    cases = hostile(host["subs"], ["fork_bomb", "detached_daemon", "ignore_signals", "process_count"])
+    caller = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CALLER, str(TIMEOUT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        start_new_session=True,
+    )
+    assert caller.stdin is not None and caller.stdout is not None
+    caller.stdin.write(json.dumps([(PROBLEM, c) for c in cases.values()] * 2))
+    caller.stdin.close()
+    assert caller.stdout.readline().strip() == mode
+    time.sleep(1.0)
+    assert sandbox_processes(host["marker"]), "the sandboxes should be running now"
+    caller.kill()
+    caller.wait()
+    caller.stdout.close()
+
+
 def test_environment_is_minimal(mode):
     program = "import os\nassert sorted(os.environ) == ['HOME', 'LANG', 'PATH', 'PWD'], sorted(os.environ)\n"
     assert check_program(program) == ExecResult(True, "passed")
