@@ -10,14 +10,16 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
-from benchgate.errors import DatasetError, ProviderConfigError
-from benchgate.evaltasks import make_task
+from benchgate.errors import DatasetError, ProviderConfigError, SandboxError
+from benchgate.evaltasks import make_task, metric_infos
 from benchgate.providers import create_provider
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import GenerationStats, TaskResult, summarize
 from benchgate.run.validation import parse_request
+from benchgate.spec.request import BenchmarkRequest, TaskSpec
 from benchgate.store import Store, partition_name
 from flows.concurrency import bounded_gather
+from scorers.sandbox import SandboxUnavailable, isolation_mode
 from tasks.examples import load_examples
 from tasks.generate import generate
 from tasks.score import score
@@ -33,6 +35,16 @@ def items_ahead(concurrency: int, shard_size: int) -> int:
     return max(16 * concurrency, 2 * shard_size)
 
 
+def check_sandbox(request: BenchmarkRequest, specs: list[TaskSpec]) -> None:
+    """Raise SandboxError, before any model is called, if tasks that run model-written code (pass@k)
+    could not run it here: `sandbox: required` needs bubblewrap, `auto` any isolation that contains it."""
+    if any(m.kind == "pass@k" for spec in specs for m in metric_infos(spec)):
+        try:
+            isolation_mode(require_isolation=request.sandbox == "required")
+        except SandboxUnavailable as error:
+            raise SandboxError(str(error)) from None
+
+
 @flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
 async def evaluate(
     request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
@@ -41,6 +53,7 @@ async def evaluate(
     logger = get_run_logger()
     parsed = parse_request(request)
     model, spec = parsed.model(model_id), parsed.task(task_name)
+    check_sandbox(parsed, [spec])
     store = Store(store_url)
     eval_task = make_task(spec, require_isolation=parsed.sandbox == "required")
     info = await load_examples(eval_task, store)
