@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import fsspec
-import pyarrow.parquet as pq
 
 from benchgate.datasets.textio import jsonl_objects, open_text
 from benchgate.errors import DatasetError
@@ -64,6 +63,8 @@ def _read_csv(path: str) -> Iterator[dict[str, str]]:
 def _read_parquet(path: str) -> Iterator[dict[str, str]]:
     try:
         with fsspec.open(path, "rb") as handle:
+            import pyarrow.parquet as pq  # numpy and Arrow: only for Parquet copies
+
             parquet = pq.ParquetFile(handle)
             names = set(parquet.schema_arrow.names)
             missing = {"article", "highlights"} - names

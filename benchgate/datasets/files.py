@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import fsspec
-import pyarrow as pa
 
 from benchgate.errors import DatasetError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def file_revision(path: str) -> str:

@@ -39,3 +39,29 @@ def test_a_user_error_exits_2_with_one_message_and_no_traceback(tmp_path) -> Non
     )
     assert result.returncode == 2
     assert "cannot read" in result.stderr and "Traceback" not in result.stderr
+
+
+HEAVY = ("prefect", "pandas", "pyarrow", "numpy", "scipy", "nltk", "rouge_score", "datasets")
+VALIDATE_AND_LIST_MODULES = """
+import sys
+from benchgate.interfaces.cli import app
+try:
+    app(["validate", "examples/quickstart.yaml"])
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+print(sorted({name.split(".")[0] for name in sys.modules}))
+"""
+
+
+def test_validate_imports_only_what_validation_needs() -> None:
+    """Start-up: validating a request must not pay for Prefect, pandas, Arrow or the ROUGE stack."""
+    result = subprocess.run(
+        [sys.executable, "-c", VALIDATE_AND_LIST_MODULES],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
