@@ -134,7 +134,7 @@ def summarize(
             result.tokens["input"] * model.price.input_per_mtok
             + result.tokens["output"] * model.price.output_per_mtok
         ) / 1e6
-    result.breakdown = task.breakdown(scores)
+    result.breakdown = task.breakdown(scores) if len(scores) else {}  # no item scored: nothing to split
     return result
 
 
