@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from benchgate.datasets.textio import open_text
+from benchgate.datasets.textio import open_text, parse_json
 from benchgate.errors import DatasetError
 
 
@@ -36,12 +35,7 @@ def read_squad(path: str) -> list[SquadItem]:
     the JSON position (line/column for syntax, data[i].paragraphs[j].qas[k] for structure).
     """
     with open_text(path) as handle:
-        try:
-            document = json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
-            ) from exc
+        document = parse_json(handle.read(), path)
     items: list[SquadItem] = []
     for i, article in enumerate(_field(document, "data", list, path)):
         where_article = f"{path}: data[{i}]"

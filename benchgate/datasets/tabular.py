@@ -167,6 +167,8 @@ def _json_row(line: str, where: str) -> Row | BadRow:
         row = json.loads(line)
     except json.JSONDecodeError as error:
         return BadRow(where, f"not valid JSON ({error.msg})")
+    except RecursionError:
+        return BadRow(where, "JSON nested too deeply to read")
     return (
         row if isinstance(row, dict) else BadRow(where, f"expected a JSON object, got {type(row).__name__}")
     )
@@ -185,6 +187,8 @@ def _read_json(path: str) -> Iterator[Row | BadRow]:
         text = handle.read()
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise DatasetError(f"{path}: JSON nested too deeply to read") from None
     except json.JSONDecodeError as error:
         if error.msg != "Extra data":  # several documents, one per line: JSON Lines named .json
             raise DatasetError(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from None

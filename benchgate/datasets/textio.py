@@ -20,8 +20,24 @@ def open_text(path: str, what: str = "dataset") -> Iterator[IO[str]]:
             yield handle
     except FileNotFoundError as exc:
         raise DatasetError(f"{what} file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise DatasetError(f"{what} path is a directory, not a file: {path}") from exc
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise DatasetError(f"cannot read {what} file {path}: {exc.strerror or exc}") from exc
+
+
+def parse_json(text: str, where: str) -> Any:
+    """One JSON document; syntax errors and hostile nesting become a DatasetError naming the place."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"{where}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+        ) from exc
+    except RecursionError:
+        raise DatasetError(f"{where}: JSON nested too deeply to read") from None
 
 
 def jsonl_objects(path: str, what: str = "dataset") -> Iterator[tuple[int, dict[str, Any]]]:
@@ -30,10 +46,7 @@ def jsonl_objects(path: str, what: str = "dataset") -> Iterator[tuple[int, dict[
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from exc
+            row = parse_json(line, f"{path}, line {lineno}")
             if not isinstance(row, dict):
                 raise DatasetError(f"{path}, line {lineno}: expected a JSON object")
             yield lineno, row

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -12,7 +11,7 @@ from benchgate.datasets.hub import load_hub_rows
 from benchgate.datasets.kinds import KIND_FIELD, PASSAGE_QUESTION
 from benchgate.datasets.sampling import seeded_sample
 from benchgate.datasets.squad import SquadItem, read_squad
-from benchgate.datasets.textio import open_text
+from benchgate.datasets.textio import open_text, parse_json
 from benchgate.errors import DatasetError
 from benchgate.evaltasks.base import (
     CodeChecker,
@@ -175,14 +174,13 @@ class QuestionAnswering(EvalTask):
 
 def _read_predictions(path: str) -> dict[str, str]:
     with open_text(path, "predictions") as handle:
-        try:
-            predictions = json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
-            ) from exc
+        predictions = parse_json(handle.read(), path)
     if not isinstance(predictions, dict):
         raise DatasetError(f"{path}: expected SQuAD's predictions format {{question_id: answer}}")
+    if not predictions:
+        raise DatasetError(
+            f"{path}: no predictions (an empty object would score every question as abstained)"
+        )
     for qid, answer in predictions.items():
         if not isinstance(answer, str):
             raise DatasetError(f"{path}: prediction for {qid!r} is not a string")
