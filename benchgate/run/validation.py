@@ -20,7 +20,6 @@ from benchgate.spec.request import BenchmarkRequest, resolve_relative_paths
 
 def _semantic_problems(request: BenchmarkRequest) -> list[str]:
     from benchgate.evaltasks import task_problems
-    from benchgate.providers import PROVIDERS
 
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -30,11 +29,7 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
                 f"models[{i}].id: duplicate model id {model.id!r} (also models[{seen[model.id]}])"
             )
         seen.setdefault(model.id, i)
-        if model.provider not in PROVIDERS:
-            problems.append(
-                f"models[{i}].provider: unknown provider {model.provider!r} "
-                f"(providers: {', '.join(PROVIDERS)})"
-            )
+        problems.extend(_provider_problems(i, model.provider))
         if model.provider == "openai-compatible" and not model.base_url:
             problems.append(f"models[{i}].base_url: required for provider 'openai-compatible'")
         if model.provider == "builtin":
@@ -61,6 +56,14 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
     return problems
 
 
+def _provider_problems(index: int, provider: str) -> list[str]:
+    from benchgate.providers import PROVIDERS
+
+    if provider in PROVIDERS:
+        return []
+    return [f"models[{index}].provider: unknown provider {provider!r} (providers: {', '.join(PROVIDERS)})"]
+
+
 def _gate_problems(request: BenchmarkRequest) -> list[str]:
     from benchgate.evaltasks import metric_names_for
 
@@ -82,7 +85,15 @@ def parse_request(data: Any, source: str | None = None) -> BenchmarkRequest:
     try:
         request = BenchmarkRequest.model_validate(data)
     except ValidationError as error:
-        raise RequestError(validation_problems(error), source) from None
+        # The registry's answer too, so one round trip shows every problem of the models' providers.
+        models = data.get("models")
+        unknown = [
+            problem
+            for i, model in enumerate(models if isinstance(models, list) else [])
+            if isinstance(model, dict) and isinstance(model.get("provider"), str)
+            for problem in _provider_problems(i, model["provider"])
+        ]
+        raise RequestError(validation_problems(error) + unknown, source) from None
     problems = _semantic_problems(request)
     if problems:
         raise RequestError(problems, source)
