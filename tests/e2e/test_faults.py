@@ -88,7 +88,7 @@ def test_a_refused_key_fails_fast_with_the_providers_message(tmp_path: Path, pre
         assert [r["model"] for r in report["report"]["question-answering"]["results"]] == ["good"]
     task_runs = httpx.post(
         f"{prefect_server.api_url}/task_runs/filter",
-        json={"task_runs": {"name": {"like_": "generate · flaky-1"}}, "limit": 50},
+        json={"task_runs": {"name": {"like_": "generate · flaky ·"}}, "limit": 50},
     ).json()
     assert task_runs, "the refused shard's generate task is recorded"
     assert max(run["run_count"] for run in task_runs) == 1, "Prefect must not retry a refused configuration"
