@@ -21,6 +21,21 @@ def github() -> dict:
     return yaml.safe_load((CI / "github-actions.yml").read_text())
 
 
+def github_gate_step() -> dict:
+    """The step running benchgate: the repository's action (action.yml), published (owner/benchgate@v1)
+    or local (./)."""
+    steps = github()["jobs"]["gate"]["steps"]
+    return next(s for s in steps if re.fullmatch(r"[\w.-]+/benchgate@[\w.-]+|\./?", s.get("uses", "")))
+
+
+def github_calls() -> list[list[str]]:
+    """The action runs `benchgate run REQUEST --out OUT` for its inputs (tests/interfaces/
+    test_github_action.py runs its steps); plus any benchgate call in the workflow's own scripts."""
+    inputs = github_gate_step()["with"]
+    scripts = [s["run"] for s in github()["jobs"]["gate"]["steps"] if "run" in s]
+    return [["run", inputs["request"], "--out", inputs["out"]], *invocations(scripts)]
+
+
 def gitlab() -> dict:
     return yaml.safe_load((CI / "gitlab-ci.yml").read_text())
 
@@ -41,12 +56,11 @@ def invocations(lines: list[str]) -> list[list[str]]:
     return found
 
 
-def all_shell_lines() -> dict[str, list[str]]:
-    steps = github()["jobs"]["gate"]["steps"]
+def all_calls() -> dict[str, list[list[str]]]:
     return {
-        "github": [s["run"] for s in steps if "run" in s],
-        "gitlab": gitlab()["benchgate"]["script"],
-        "jenkins": jenkins_shell(),
+        "github": github_calls(),
+        "gitlab": invocations(gitlab()["benchgate"]["script"]),
+        "jenkins": invocations(jenkins_shell()),
     }
 
 
@@ -59,9 +73,19 @@ def test_github_workflow_triggers_cache_artifact_and_failure() -> None:
     assert cache["with"]["path"] == ".benchgate" and "restore-keys" in cache["with"]
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["with"]["path"] == "out/" and upload["if"] == "always()"
-    gate_step = next(s for s in steps if "benchgate run" in s.get("run", ""))
+    gate_step = github_gate_step()
     assert "continue-on-error" not in gate_step  # the exit code fails the job
     assert not any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in steps)  # benchgate writes it once
+    assert workflow["permissions"]["pull-requests"] == "write"  # the action's pull-request comment
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+
+
+def test_github_workflow_passes_only_inputs_the_action_declares() -> None:
+    declared = yaml.safe_load((REPO / "action.yml").read_text())["inputs"]
+    given = github_gate_step()["with"]
+    assert set(given) <= set(declared)
+    assert (REPO / given["request"]).is_file()
 
 
 def test_gitlab_job_publishes_junit_and_caches_the_store() -> None:
@@ -85,7 +109,7 @@ def test_jenkinsfile_has_the_gate_stage_and_junit_step() -> None:
 @pytest.mark.parametrize("system", ["github", "gitlab", "jenkins"])
 def test_commands_exist_in_the_cli(system: str) -> None:
     cli = typer.main.get_command(app)
-    calls = invocations(all_shell_lines()[system])
+    calls = all_calls()[system]
     assert ["run", "examples/quickstart.yaml", "--out", "out"] in calls
     for words in calls:
         command, args = words[0], words[1:]
