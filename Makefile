@@ -43,6 +43,7 @@ lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: dev system-deps lint
 	$(BIN)/pytest -q

@@ -56,7 +56,7 @@ def load_secret_block(name: str) -> Any:
     """
     from prefect.blocks.system import Secret
 
-    loaded = Secret.load(name)
+    loaded: Any = Secret.load(name)
     if inspect.iscoroutine(loaded):
         from prefect.utilities.asyncutils import run_coro_as_sync
 

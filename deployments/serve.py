@@ -29,7 +29,7 @@ def runner_deployments(config_path: Path = ROOT / "prefect.yaml") -> list[Any]:
     config = yaml.safe_load(config_path.read_text())
     out = []
     for entry in config["deployments"]:
-        triggers = [
+        triggers: list[Any] = [
             DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
             for t in entry.get("triggers", [])
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from prefect.runtime import flow_run
 
 from benchgate.report.build import new_benchmark_id, report_exit_code, skeleton_report
 from benchgate.run.validation import parse_request
+from benchgate.spec.report import ReportStatus
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
@@ -49,9 +51,7 @@ async def benchmark(
         with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
             results = await bounded_gather(
                 [
-                    lambda model_id=model.id, task_name=task.task: _evaluate(
-                        parsed, model_id, task_name, benchmark_id, store
-                    )
+                    functools.partial(_evaluate, parsed, model.id, task.task, benchmark_id, store)
                     for task in parsed.tasks
                     for model in parsed.models
                 ],
@@ -73,7 +73,7 @@ async def benchmark(
     return {"benchmarkId": benchmark_id, "report": report, "exit_code": report_exit_code(report)}
 
 
-def _write_status(store: Store, benchmark_id: str, name: str, status: str) -> None:
+def _write_status(store: Store, benchmark_id: str, name: str, status: ReportStatus) -> None:
     """A report without results, so readers (the API, `benchgate submit`) see where the run is."""
     store.write_bytes(
         store.report_path(benchmark_id, "report.json"),

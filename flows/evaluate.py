@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -94,11 +95,12 @@ async def evaluate(
         async def run_shard(shard: int) -> pd.DataFrame:
             nonlocal done
             examples = await producer.examples(shard)
-            generated = await generate(provider, shard, context, quote(producer))
+            # quote() keeps Prefect from walking the argument; Prefect unwraps it before the call.
+            generated = await generate(provider, shard, context, quote(producer))  # type: ignore[call-overload]
             if isinstance(generated, ProviderConfigError):
                 raise generated
             stats.add(generated.rows, generated.requests, generated.reused)
-            scored = await score(eval_task, shard, quote(examples), quote(generated.rows))
+            scored = await score(eval_task, shard, quote(examples), quote(generated.rows))  # type: ignore[call-overload]
             done += 1
             await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
             return scored
@@ -106,7 +108,7 @@ async def evaluate(
         producer.start()
         try:
             frames = await bounded_gather(
-                [lambda shard=shard: run_shard(shard) for shard in range(info.n_shards)], in_flight
+                [functools.partial(run_shard, shard) for shard in range(info.n_shards)], in_flight
             )
         except ProviderConfigError as error:
             logger.error("%s refused the configuration: %s", model_id, error)

@@ -29,6 +29,8 @@ import shutil
 import signal
 import sys
 import time
+from types import CodeType
+from typing import Any
 
 _PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "hashlib", "string", "heapq")
 _CHILD_GRACE = 0.5
@@ -40,11 +42,11 @@ _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 24, 38
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-_FORBIDDEN_EVENTS = ("sys._current_frames", "sys.settrace", "sys.setprofile")
+_FORBIDDEN_EVENTS: tuple[str, ...] = ("sys._current_frames", "sys.settrace", "sys.setprofile")
 _FORBIDDEN_EVENTS += ("gc.get_objects", "gc.get_referrers", "gc.get_referents")
 
 
-def _execute(code, outcome: list, ok: object, fail: object, done) -> None:
+def _execute(code: CodeType, outcome: list[Any], ok: object, fail: object, done: _thread.LockType) -> None:
     """Worker-thread body. ``outcome[1] = fail`` needs no allocation, so a failure always overwrites it."""
     try:
         exec(code, outcome[0])

@@ -18,7 +18,7 @@ def mean(values: Sequence[float]) -> float:
 
 
 def bootstrap_ci(
-    values: Sequence[float], *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+    values: Sequence[float] | np.ndarray, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean over items.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -120,7 +120,7 @@ def required_dataset(dataset_path: str | None, task: str) -> str:
     return dataset_path
 
 
-def bootstrap_cis(per_item: dict[str, Sequence[float]]) -> dict[str, list[float]]:
+def bootstrap_cis(per_item: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
     """The 95% percentile bootstrap interval of each metric over its per-item values."""
     from scorers.stats import bootstrap_ci  # numpy: only when scoring, not to validate a request
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from benchgate.datasets.files import file_revision
 from benchgate.datasets.hub import load_hub_rows
@@ -148,7 +148,7 @@ class QuestionAnswering(EvalTask):
                 "are these predictions for another dataset?"
             )
         official = evaluate_squad_v2(golds, predictions)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for qid, answers in golds.items():
             prediction = predictions.get(qid, "")
             rows.append(

@@ -99,10 +99,10 @@ async def emit_release(payload: dict[str, Any]) -> str:
     """Emit `model.released` for resource `model.<id>` to the configured Prefect API; returns the event id."""
     from prefect.events import Event
     from prefect.events.clients import get_events_client
+    from prefect.events.schemas.events import Resource
 
-    event = Event(
-        event=EVENT, resource={"prefect.resource.id": RESOURCE_PREFIX + payload["id"]}, payload=payload
-    )
+    resource = Resource({"prefect.resource.id": RESOURCE_PREFIX + payload["id"]})
+    event = Event(event=EVENT, resource=resource, payload=payload)
     async with get_events_client() as client:
         await client.emit(event)
     return str(event.id)

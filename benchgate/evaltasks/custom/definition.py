@@ -50,7 +50,7 @@ class Definition:
     @cached_property
     def metric_settings(self) -> list[tuple[str, dict[str, Any]]]:
         """(name, options) per `metrics` entry, in request order; malformed entries are left to validation."""
-        settings = []
+        settings: list[tuple[str, dict[str, Any]]] = []
         for entry in self.spec.metrics or []:
             if isinstance(entry, str):
                 settings.append((entry, {}))
