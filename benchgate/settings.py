@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     api_url: str | None = None
     api_deployment: str | None = None
     evaluate_deployment: str = "evaluate/work-pool"
+    policy: str | None = None  # the operator's policy file for requests (benchgate/run/policy.py)
 
     @property
     def token(self) -> str | None:

@@ -12,12 +12,12 @@ from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from benchgate.report.build import new_benchmark_id, report_exit_code, skeleton_report
-from benchgate.run.validation import parse_request
 from benchgate.spec.report import ReportStatus
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
+from flows.policy import checked_request
 from flows.remote import evaluate_on_pool
 from tasks.history import record_history
 from tasks.report import aggregate, publish
@@ -41,7 +41,7 @@ async def benchmark(
 
     Exit codes: 0 pass, 1 gate failed, 2 invalid or failed run, 3 inconclusive.
     """
-    parsed = parse_request(request)
+    parsed = checked_request(request, store_url)
     store = Store(store_url)
     benchmark_id = benchmark_id or new_benchmark_id()
     _write_status(store, benchmark_id, parsed.name, "running")

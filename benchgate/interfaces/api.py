@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -32,6 +33,7 @@ from benchgate.interfaces.api_runs import (
     Submissions,
 )
 from benchgate.report.build import new_benchmark_id
+from benchgate.run.policy import Policy, configured_policy, request_check
 from benchgate.run.validation import parse_request
 from benchgate.settings import quiet_prefect
 from benchgate.spec.base import field_path
@@ -58,6 +60,7 @@ class ApiSettings:
     deployment: str | None = None
     processes: int = 2
     max_body_bytes: int = MAX_BODY_BYTES
+    policy: Policy | None = None  # None: the file BENCHGATE_POLICY names, else the safe defaults
 
 
 def check_bind(host: str, token: str | None, no_auth_local: bool) -> None:
@@ -130,6 +133,8 @@ def create_app(settings: ApiSettings, runner: Runner | None = None) -> FastAPI:
     store_url = store.root if store.is_local else store.url  # runs elsewhere need an absolute location
     submissions = Submissions(store)
     expected = (settings.token or "").encode()
+    # A caller holds only a token: what its requests may read, call and sign is the operator's policy.
+    check = request_check(settings.policy or configured_policy() or Policy(), store_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -178,7 +183,7 @@ def create_app(settings: ApiSettings, runner: Runner | None = None) -> FastAPI:
             body = decode_structured(
                 (await request.body()).decode("utf-8", errors="strict"), is_json=True, source="request body"
             )
-            parsed = await run_in_threadpool(parse_request, body)
+            parsed = await run_in_threadpool(partial(parse_request, body, check=check))
         except UnicodeDecodeError:
             return JSONResponse(
                 {"detail": "invalid request", "problems": ["(body): not UTF-8"]}, status_code=422

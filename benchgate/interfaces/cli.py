@@ -101,7 +101,10 @@ def run(
     store: StoreOption = None,
 ) -> None:
     """Run the benchmark flow and the gate."""
-    parsed = load_request(request)
+    from benchgate.run.policy import configured_policy, request_check
+
+    # Your own run: held to a policy only when BENCHGATE_POLICY names one.
+    parsed = load_request(request, check=request_check(configured_policy(), store or settings().store))
     preflight(parsed)
     quiet_prefect()
     from flows.benchmark import benchmark
@@ -157,6 +160,57 @@ def gate(
     append_step_summary(write_outputs(out, gated, ["report.md"])["report.md"])
     typer.echo(decision["markdown"])
     raise typer.Exit(decision["exit_code"])
+
+
+@app.command()
+@user_errors
+def diff(
+    report_a: str = typer.Argument(
+        ..., help="The baseline run: a report.json or a benchmark id in the store."
+    ),
+    report_b: str = typer.Argument(..., help="The run compared with it, the same way."),
+    task: str | None = typer.Option(None, "--task", help="Only this evaluation task."),
+    metric: str | None = typer.Option(None, "--metric", help="Only this metric."),
+    store: StoreOption = None,
+) -> None:
+    """The items that moved most from run A to run B, per model, task and metric, with counts."""
+    from benchgate.report.drilldown import diff_runs
+    from benchgate.report.items import load_report
+    from benchgate.report.markdown import render_drilldown
+    from benchgate.store import Store
+
+    stored = Store(store)
+    baseline, report = load_report(report_a, stored), load_report(report_b, stored)
+    for drilldown in diff_runs(baseline, report, stored, task=task, metric=metric):
+        title = f"{drilldown.task} · {drilldown.metric} · {drilldown.model} vs {drilldown.baseline}"
+        typer.echo("\n".join(render_drilldown(drilldown, title)) + "\n")
+
+
+@app.command()
+@user_errors
+def export(
+    report: str = typer.Argument(..., help="A report.json or a benchmark id in the store."),
+    fmt: str = typer.Option(..., "--format", help="jsonl, csv or parquet."),
+    out: Path | None = typer.Option(
+        None, "--out", help="File to write (default: <benchmarkId>-items.<format>)."
+    ),
+    task: str | None = typer.Option(None, "--task", help="Only this evaluation task."),
+    store: StoreOption = None,
+) -> None:
+    """Write one row per item and model: prompt, reference, output, scores, latency, tokens, error."""
+    from benchgate.report.export import export_format, item_rows
+    from benchgate.report.formats import write_atomic
+    from benchgate.report.items import load_report
+    from benchgate.store import Store
+
+    writer = export_format(fmt)
+    stored = Store(store)
+    parsed = load_report(report, stored)
+    rows = item_rows(stored, parsed, task)
+    target = out or Path(f"{parsed.benchmark_id}-items.{writer.extension}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, writer.render(rows))
+    typer.echo(f"{len(rows)} rows written to {target}")
 
 
 @app.command()

@@ -6,6 +6,7 @@ problem is reported with its field before anything is called or written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,14 @@ def _gate_problems(request: BenchmarkRequest) -> list[str]:
     )
 
 
-def parse_request(data: Any, source: str | None = None) -> BenchmarkRequest:
-    """Validate already-decoded data; raises RequestError listing every problem found."""
+def parse_request(
+    data: Any, source: str | None = None, *, check: Callable[[BenchmarkRequest], list[str]] | None = None
+) -> BenchmarkRequest:
+    """Validate already-decoded data; raises RequestError listing every problem found.
+
+    `check` (the server's policy) runs on the shape-checked request before the registry checks, which
+    may read dataset files: a request it refuses is never read from disk or the network.
+    """
     if not isinstance(data, dict):
         raise RequestError([f"(top level): expected a mapping, got {type(data).__name__}"], source)
     try:
@@ -94,13 +101,18 @@ def parse_request(data: Any, source: str | None = None) -> BenchmarkRequest:
             for problem in _provider_problems(i, model["provider"])
         ]
         raise RequestError(validation_problems(error) + unknown, source) from None
+    problems = check(request) if check else []
+    if problems:
+        raise RequestError(problems, source)
     problems = _semantic_problems(request)
     if problems:
         raise RequestError(problems, source)
     return request
 
 
-def load_request(path: str | Path) -> BenchmarkRequest:
+def load_request(
+    path: str | Path, *, check: Callable[[BenchmarkRequest], list[str]] | None = None
+) -> BenchmarkRequest:
     path = Path(path)
     data = resolve_relative_paths(read_structured_file(path), path.resolve().parent)
-    return parse_request(data, str(path))
+    return parse_request(data, str(path), check=check)

@@ -18,15 +18,38 @@ REFERENCES = ("no_worse_than", "better_than")
 COMPARISONS = THRESHOLDS + REFERENCES
 
 
-class Webhook(StrictModel):
-    """A deployment hook; the secret is named, never written in the request."""
+WEBHOOK_TARGET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
-    url: HttpUrl
+
+class Webhook(StrictModel):
+    """A deployment hook: a URL with its secret named (never written), or a `target` the operator configured.
+
+    Requests through the HTTP API may only name a target (the server's policy holds its URL and secret):
+    a caller must choose neither where a signed "pass" goes nor which secret signs it.
+    """
+
+    url: HttpUrl | None = None
+    target: str | None = Field(default=None, pattern=WEBHOOK_TARGET_PATTERN)
     secret_env: str | None = None
     secret_block: str | None = None
     timeout: PositiveFloat = 10.0
     retries: int = Field(default=4, ge=0, le=20)
     required: bool = True
+
+    @model_validator(mode="after")
+    def _url_or_target(self) -> Webhook:
+        if (self.url is None) == (self.target is None):
+            raise ValueError(
+                "give url (with secret_env or secret_block) or target (a webhook configured on the server)"
+                f", exactly one (got {'both' if self.url else 'neither'})"
+            )
+        named = [k for k in ("secret_env", "secret_block") if getattr(self, k) is not None]
+        if self.target is not None and named:
+            raise ValueError(
+                f"{' and '.join(named)}: not with target (the server's configuration of the target "
+                "holds its URL and secret)"
+            )
+        return self
 
 
 class GateRule(StrictModel):

@@ -1,4 +1,5 @@
-"""Webhook deliveries to a real HTTP receiver on 127.0.0.1, verified with the documented `verify`."""
+"""Webhook deliveries to a real HTTP receiver on 127.0.0.1, verified with the documented `verify` (and with
+the Standard Webhooks library receivers use, when installed)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from benchgate.gate.webhooks import deliver_webhooks, sign, verify
+from benchgate.gate.webhooks import deliver_webhooks, sign, signing_key, verify
+from benchgate.run.policy import WebhookTarget
 from benchgate.spec.gate import GateSpec, Webhook
 from benchgate.spec.report import GateDecision, Report, RuleVerdict
 
@@ -93,8 +95,8 @@ def test_delivery_is_signed_and_verifies(receiver: Receiver) -> None:
     assert result.ok and result.status == 200 and result.attempts == 1 and result.event == "on_pass"
     [(path, headers, body)] = receiver.requests
     assert path == "/promote"
-    assert verify(SECRET.encode(), headers, body)
-    assert headers["X-Benchgate-Delivery"] == result.delivery_id
+    assert verify(SECRET, headers, body)
+    assert headers["webhook-id"] == result.delivery_id
     data = json.loads(body)
     assert set(data) == {"benchmarkId", "name", "decision", "rules", "report"}
     assert (data["benchmarkId"], data["decision"], data["rules"][0]["verdict"]) == (
@@ -108,34 +110,85 @@ def test_delivery_is_signed_and_verifies(receiver: Receiver) -> None:
 def test_verify_rejects_tampering_staleness_and_wrong_keys(receiver: Receiver) -> None:
     deliver_webhooks(decision("pass"), REPORT, spec(receiver.url))
     [(_, headers, body)] = receiver.requests
-    sent = int(headers["X-Benchgate-Timestamp"])
-    assert not verify(SECRET.encode(), headers, body.replace(b'"pass"', b'"fail"'))
-    assert not verify(b"another-secret", headers, body)
-    assert not verify(SECRET.encode(), headers, body, now=sent + 301)  # stale: a replay
-    assert not verify(SECRET.encode(), headers, body, now=sent - 301)  # from the future
-    assert verify(SECRET.encode(), headers, body, now=sent + 299)
-    lower = {k.lower(): v for k, v in headers.items()}
-    assert verify(SECRET.encode(), lower, body)
-    replayed = {**headers, "X-Benchgate-Timestamp": str(sent + 10)}  # a fresh timestamp on an old signature
-    assert not verify(SECRET.encode(), replayed, body, now=sent + 10)
-    assert not verify(SECRET.encode(), {}, body)
+    sent = int(headers["webhook-timestamp"])
+    assert not verify(SECRET, headers, body.replace(b'"pass"', b'"fail"'))
+    assert not verify("another-secret", headers, body)
+    assert not verify(SECRET, headers, body, now=sent + 301)  # stale: a replay
+    assert not verify(SECRET, headers, body, now=sent - 301)  # from the future
+    assert verify(SECRET, headers, body, now=sent + 299)
+    assert verify(SECRET.encode(), {k.upper(): v for k, v in headers.items()}, body)
+    replayed = {**headers, "webhook-timestamp": str(sent + 10)}  # a fresh timestamp on an old signature
+    assert not verify(SECRET, replayed, body, now=sent + 10)
+    assert not verify(SECRET, {**headers, "webhook-id": ""}, body)
+    assert not verify(SECRET, {**headers, "webhook-signature": "v1,bm90LWl0"}, body)
+    assert not verify(SECRET, {}, body)
 
 
-def test_sign_is_hmac_sha256_over_timestamp_dot_body() -> None:
+def test_a_captured_delivery_replayed_under_a_fresh_id_fails(receiver: Receiver) -> None:
+    """A receiver deduplicating on webhook-id would take a fresh id for a new delivery: the id is signed."""
+    deliver_webhooks(decision("pass"), REPORT, spec(receiver.url))
+    [(_, headers, body)] = receiver.requests
+    assert verify(SECRET, headers, body)
+    assert not verify(SECRET, {**headers, "webhook-id": "msg_fresh"}, body)
+
+
+def test_any_of_several_signatures_may_match(receiver: Receiver) -> None:
+    """A receiver rotating its secret lists the old and the new signature; one valid one is enough."""
+    deliver_webhooks(decision("pass"), REPORT, spec(receiver.url))
+    [(_, headers, body)] = receiver.requests
+    sent = int(headers["webhook-timestamp"])
+    other = sign(b"old-key", headers["webhook-id"], sent, body)
+    assert verify(SECRET, {**headers, "webhook-signature": f"{other} {headers['webhook-signature']}"}, body)
+    assert not verify(SECRET, {**headers, "webhook-signature": f"{other} v1,AAAA"}, body)
+
+
+def test_sign_is_standard_webhooks_hmac_over_id_timestamp_body() -> None:
+    import base64
     import hashlib
     import hmac
 
-    expected = hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest()
-    assert sign(b"k", 1_700_000_000, b"{}") == f"sha256={expected}"
+    expected = hmac.new(b"k", b"msg_1.1700000000.{}", hashlib.sha256).digest()
+    assert sign(b"k", "msg_1", 1_700_000_000, b"{}") == "v1," + base64.b64encode(expected).decode()
+
+
+def test_whsec_secrets_are_base64_decoded_others_are_utf8_bytes() -> None:
+    assert signing_key("whsec_" + "c2VjcmV0LWtleQ==") == b"secret-key"
+    assert signing_key("whsec_c2VjcmV0LWtleQ") == b"secret-key"  # unpadded, as some generators write it
+    assert signing_key("plain secret é") == "plain secret é".encode()
+    assert signing_key(b"raw") == b"raw"
+    with pytest.raises(Exception, match="whsec_ but the rest is not base64") as error:
+        signing_key("whsec_not base64!")
+    assert "not base64!" not in str(error.value)
+
+
+def test_the_standard_webhooks_library_verifies_our_deliveries(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standardwebhooks = pytest.importorskip("standardwebhooks")
+    deliver_webhooks(decision("pass"), REPORT, spec(receiver.url))
+    whsec = "whsec_" + base64_of(b"a-32-byte-key-for-the-receivers!")
+    monkeypatch.setenv("HOOK_SECRET", whsec)
+    deliver_webhooks(decision("pass"), REPORT, spec(receiver.url))
+    (_, raw_headers, raw_body), (_, headers, body) = receiver.requests
+    assert standardwebhooks.Webhook(SECRET.encode()).verify(raw_body, raw_headers)["decision"] == "pass"
+    assert standardwebhooks.Webhook(whsec).verify(body, headers)["decision"] == "pass"
+    with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(whsec).verify(body, {**headers, "webhook-id": "msg_fresh"})
+
+
+def base64_of(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
 
 
 def test_retries_5xx_with_the_same_delivery_id(receiver: Receiver) -> None:
     receiver.statuses = [500, 503]
     [result] = deliver_webhooks(decision("fail"), REPORT, spec(receiver.url, retries=3), backoff_seconds=0.01)
     assert result.ok and result.attempts == 3 and result.status == 200
-    ids = {headers["X-Benchgate-Delivery"] for _, headers, _ in receiver.requests}
+    ids = {headers["webhook-id"] for _, headers, _ in receiver.requests}
     assert ids == {result.delivery_id}
-    assert all(verify(SECRET.encode(), headers, body) for _, headers, body in receiver.requests)
+    assert all(verify(SECRET, headers, body) for _, headers, body in receiver.requests)
 
 
 def test_gives_up_after_the_retries(receiver: Receiver) -> None:
@@ -207,7 +260,7 @@ def test_secret_from_a_prefect_secret_block(receiver: Receiver, monkeypatch: pyt
     hooks = GateSpec(on_pass=[Webhook(url=f"{receiver.url}/promote", secret_block="deploy-hook")])
     [result] = deliver_webhooks(decision("pass"), REPORT, hooks)
     [(_, headers, body)] = receiver.requests
-    assert result.ok and verify(b"block-secret", headers, body)
+    assert result.ok and verify("block-secret", headers, body)
 
 
 def test_secret_stays_out_of_logs_and_results(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
@@ -234,8 +287,44 @@ def test_documented_receiver_snippets_verify_a_real_delivery(
     assert documented["handle_benchgate"](headers, body) == 200 and len(documented["handled"]) == 1
     assert documented["handle_benchgate"](headers, body + b" ") == 401
     exec(compile(standalone_code, str(docs), "exec"), documented)
-    assert documented["verify_benchgate"](SECRET.encode(), headers, body)
-    assert not documented["verify_benchgate"](SECRET.encode(), headers, body.replace(b"pass", b"fail"))
-    old = int(headers["X-Benchgate-Timestamp"]) - 301
-    stale = {"X-Benchgate-Timestamp": str(old), "X-Benchgate-Signature": sign(SECRET.encode(), old, body)}
-    assert not documented["verify_benchgate"](SECRET.encode(), stale, body)
+    assert documented["verify_benchgate"](SECRET, headers, body)
+    assert not documented["verify_benchgate"](SECRET, headers, body.replace(b"pass", b"fail"))
+    assert not documented["verify_benchgate"](SECRET, {**headers, "webhook-id": "msg_fresh"}, body)
+    delivery, old = headers["webhook-id"], int(headers["webhook-timestamp"]) - 301
+    stale = {
+        "webhook-id": delivery,
+        "webhook-timestamp": str(old),
+        "webhook-signature": sign(SECRET.encode(), delivery, old, body),
+    }
+    assert not documented["verify_benchgate"](SECRET, stale, body)
+    whsec = "whsec_" + base64_of(b"rotated-key")
+    monkeypatch.setenv("HOOK_SECRET", whsec)
+    deliver_webhooks(decision("pass"), REPORT, spec(receiver.url))
+    (_, headers, body) = receiver.requests[-1]
+    assert documented["verify_benchgate"](whsec, headers, body)
+
+
+def test_a_target_is_sent_to_its_configured_url_signed_with_its_secret(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARGET_SECRET", "target-secret")
+    targets = {"deploy": WebhookTarget(url=f"{receiver.url}/deploy", secret_env="TARGET_SECRET")}
+    hooks = GateSpec(on_pass=[Webhook(target="deploy"), Webhook(target="elsewhere")])
+    [sent, unknown] = deliver_webhooks(decision("pass"), REPORT, hooks, targets=targets)
+    [(path, headers, body)] = receiver.requests
+    assert path == "/deploy" and verify("target-secret", headers, body) and sent.ok
+    assert sent.url == "target:deploy" and receiver.url not in json.dumps(sent.model_dump())
+    assert (
+        not unknown.ok and unknown.attempts == 0 and "no webhook target 'elsewhere'" in (unknown.error or "")
+    )
+
+
+def test_targets_come_from_the_policy_file(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"webhooks:\n  deploy: {{url: '{receiver.url}/deploy', secret_env: HOOK_SECRET}}\n")
+    monkeypatch.setenv("BENCHGATE_POLICY", str(policy))
+    [result] = deliver_webhooks(decision("pass"), REPORT, GateSpec(on_pass=[Webhook(target="deploy")]))
+    [(_, headers, body)] = receiver.requests
+    assert result.ok and verify(SECRET, headers, body)
