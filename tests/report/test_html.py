@@ -416,3 +416,17 @@ def test_twelve_thousand_items_stay_responsive(page: Page, chromium: str, tmp_pa
         assert browser.evaluate("document.querySelectorAll('#items tbody tr').length") <= PAGE_SIZE
         assert elapsed < 500, f"filtering {len(items)} items took {elapsed:.0f} ms"
         assert browser.problems() == []
+
+
+def test_a_report_without_results_still_renders(chromium: str, tmp_path: Path) -> None:
+    """A run that failed before scoring anything has a page too: its error, empty sections, no crash."""
+    report = {"benchmarkId": "bmk-000000000000", "name": "Broken", "status": "failed", "report": {}}
+    path = tmp_path / "report.html"
+    path.write_text(render_html({**report, "error": HOSTILE}, [], []), encoding="utf-8")
+    with Browser(chromium, WIDTH, HEIGHT) as browser:
+        browser.open(path.as_uri())
+        assert (
+            browser.evaluate("document.querySelector('header p.failed').textContent") == f"Error: {HOSTILE}"
+        )
+        assert browser.evaluate("document.getElementById('item-count').textContent") == "0 of 0 items"
+        assert browser.problems() == []

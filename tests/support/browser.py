@@ -49,9 +49,14 @@ class BrowserMissing(RuntimeError):
 
 
 def find_chromium(explicit: str | None = None) -> str:
-    """The binary to run, or BrowserMissing saying how to install one."""
-    for candidate in (explicit, "chromium", "chromium-browser", "google-chrome"):
-        found = candidate and shutil.which(candidate)
+    """The binary to run (`explicit`, else Chromium on PATH), or BrowserMissing saying how to get one."""
+    if explicit:
+        found = shutil.which(explicit)
+        if not found:
+            raise BrowserMissing(f"BENCHGATE_CHROMIUM={explicit} is not an executable. {INSTALL_HINT}")
+        return found
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
         if found:
             return found
     raise BrowserMissing(INSTALL_HINT)
@@ -62,6 +67,7 @@ class Browser:
 
     def __init__(self, binary: str, width: int = 1280, height: int = 900, start_timeout: float = 30) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="benchgate-chromium-"))
+        self.log = (self.profile / "chromium.log").open("wb")  # a file, not a pipe nobody drains
         self.process = subprocess.Popen(
             [
                 binary,
@@ -71,7 +77,7 @@ class Browser:
                 "about:blank",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             start_new_session=True,
         )
         self.events: list[dict[str, Any]] = []
@@ -102,8 +108,7 @@ class Browser:
         if socket is not None:
             socket.close()
         stop_group(self.process, term_wait=5)
-        if self.process.stderr:
-            self.process.stderr.close()
+        self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def _connect(self, timeout: float) -> ClientConnection:
@@ -112,16 +117,17 @@ class Browser:
         deadline = time.monotonic() + timeout
         while not port_file.exists() or not port_file.read_text().strip():
             if self.process.poll() is not None:
-                stderr = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                stderr = (self.profile / "chromium.log").read_text(errors="replace")
                 raise RuntimeError(f"chromium exited with {self.process.returncode}: {stderr[-2000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"chromium wrote no {port_file} within {timeout}s")
             time.sleep(0.05)
         port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+        local = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an HTTP proxy
+        with local.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
             targets = json.load(response)
         page = next(t for t in targets if t["type"] == "page")
-        return connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout)
+        return connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout, proxy=None)
 
     def send(self, method: str, timeout: float = 30, **params: Any) -> dict[str, Any]:
         """Call a protocol method and return its result; events read meanwhile are kept."""

@@ -123,7 +123,7 @@ def _references(store: Store, task: str) -> dict[str, str]:
         f for f in store.fs.ls(directory, detail=True) if pattern.fullmatch(f["name"].rsplit("/", 1)[-1])
     ]
     references: dict[str, str] = {}
-    for info in sorted(files, key=lambda f: str(f.get("mtime") or f.get("LastModified") or "")):
+    for info in sorted(files, key=lambda f: f.get("mtime") or f.get("LastModified") or 0):
         table = store.read_table(info["name"], columns=["example_id", "references"])
         for row in table.to_pylist() if table is not None else []:
             references[str(row["example_id"])] = excerpt(_reference_text(row["references"]))

@@ -6,6 +6,7 @@
   const REPORT = DATA.report;
   const ITEMS = DATA.items;
   const HISTORY = DATA.history;
+  const SECTIONS = REPORT.report || {};
   const DETAILS = REPORT.details || {};
   const SVG = "http://www.w3.org/2000/svg";
   const PALETTE = ["#4269d0", "#e8a10c", "#ff725c", "#3ca951", "#a463f2", "#6cc5b0", "#ff8ab7", "#9c6b4e"];
@@ -18,7 +19,6 @@
       if (value === undefined || value === null) continue;
       if (key === "text") node.textContent = value;
       else if (key === "class") node.className = value;
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value);
     }
     for (const child of children) {
@@ -39,10 +39,10 @@
     return Array.from(new Set(values));
   }
 
-  const TASKS = unique([...Object.keys(REPORT.report || {}), ...Object.keys(DETAILS)]);
+  const TASKS = unique([...Object.keys(SECTIONS), ...Object.keys(DETAILS)]);
   const MODELS = unique(
     TASKS.flatMap((task) => [
-      ...((REPORT.report[task] || {}).results || []).map((row) => row.model),
+      ...((SECTIONS[task] || {}).results || []).map((row) => row.model),
       ...Object.keys(DETAILS[task] || {}),
     ]),
   );
@@ -52,7 +52,7 @@
   function metricsOf(task) {
     const names = [];
     for (const detail of Object.values(DETAILS[task] || {})) names.push(...Object.keys(detail.metrics || {}));
-    for (const row of (REPORT.report[task] || {}).results || []) {
+    for (const row of (SECTIONS[task] || {}).results || []) {
       names.push(...Object.keys(row).filter((key) => key !== "model"));
     }
     return unique(names);
@@ -75,13 +75,12 @@
     return value === null || value === undefined ? "–" : String(Number(value.toPrecision(4)));
   }
 
+  // The axis of a metric's scale; other scales span zero to their largest value.
   function domainOf(scale, values) {
     if (scale === "percent") return [0, 100];
     if (scale === "fraction") return [0, 1];
-    const finite = values.filter((v) => v !== null && v !== undefined);
-    let low = Math.min(0, ...finite);
-    let high = Math.max(...finite, low + 1);
-    return [low, high];
+    const low = values.reduce((a, b) => Math.min(a, b), 0);
+    return [low, values.reduce((a, b) => Math.max(a, b), low + 1)];
   }
 
   function header() {
@@ -116,7 +115,7 @@
     const x = (v) => 2 + (76 * (Math.min(high, Math.max(low, v)) - low)) / (high - low);
     const svg = s("svg", { width: 80, height: 8, class: "cibar", "aria-hidden": "true" });
     s("rect", { x: 2, y: 3, width: 76, height: 2, fill: "#e6e9ef" }, svg);
-    if (stats.ci_low !== null && stats.ci_high !== null && stats.ci_low !== undefined) {
+    if (stats.ci_low != null && stats.ci_high != null) {
       const from = x(stats.ci_low);
       s("rect", { x: from, y: 1, width: Math.max(1, x(stats.ci_high) - from), height: 6, fill: "#9fb6ec" }, svg);
     }
@@ -128,13 +127,13 @@
     const section = h("section", { id: "results" }, h("h2", { text: "Results" }));
     for (const task of TASKS) {
       const metrics = metricsOf(task);
-      const dataset = (REPORT.report[task] || {}).dataset || "";
+      const dataset = (SECTIONS[task] || {}).dataset || "";
       section.append(h("h3", { text: dataset ? task + " · " + dataset : task }));
       const head = h("tr", {}, h("th", { text: "model" }));
       for (const metric of metrics) head.append(h("th", { text: metric }));
       head.append(h("th", { text: "n" }), h("th", { text: "errors" }), h("th", { text: "latency p50 / p95 ms" }));
       const body = h("tbody");
-      const rows = (REPORT.report[task] || {}).results || [];
+      const rows = (SECTIONS[task] || {}).results || [];
       const models = unique([...rows.map((r) => r.model), ...Object.keys(DETAILS[task] || {})]);
       for (const model of models) {
         const detail = (DETAILS[task] || {})[model] || {};
