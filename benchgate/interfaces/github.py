@@ -7,7 +7,7 @@
 `annotate` prints workflow commands (::error / ::warning) for the rules that did not plainly pass;
 `outputs` appends decision, exit-code and report to $GITHUB_OUTPUT; `comment` keeps one pull-request
 comment per key up to date, found again by a hidden marker. Only `comment` uses the token
-($GITHUB_TOKEN), and it runs installed benchgate code, never code from the pull request.
+($GITHUB_TOKEN), and it runs installed benchgate code, never the request's scorers.
 """
 
 from __future__ import annotations
