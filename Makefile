@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo install dev system-deps test lint server deploy bench clean
+.PHONY: demo install dev system-deps browser-deps test lint server deploy bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ system-deps:
 	@! command -v bwrap >/dev/null 2>&1 || bwrap --unshare-all --die-with-parent --ro-bind / / true 2>/dev/null \
 	  || echo "warning: bwrap cannot create namespaces here (docs/sandbox.md)"
 
+# Headless Chromium for the HTML report's browser tests (Debian's package; nothing is downloaded by the tests).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+	  ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	    || echo "warning: could not install chromium (apt-get install chromium): the HTML report tests need it"; }
+
 demo: install system-deps
 	$(BIN)/benchgate run examples/quickstart.yaml --out out/quickstart
 
@@ -45,7 +52,7 @@ lint: dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: dev system-deps lint
+test: dev system-deps browser-deps lint
 	$(BIN)/pytest -q
 
 server: install

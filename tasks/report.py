@@ -11,6 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from benchgate.report.build import append_step_summary, build_report
 from benchgate.report.formats import REPORT_FILES, write_outputs
+from benchgate.report.html import FILENAME as HTML_FILENAME
+from benchgate.report.html import write_report_html
 from benchgate.run.evaluation import TaskResult
 from benchgate.spec.report import Report
 from benchgate.spec.request import BenchmarkRequest
@@ -32,9 +34,10 @@ async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Pa
     """
     parsed = Report.model_validate(report)
     markdown = write_outputs(out_dir, parsed, REPORT_FILES)["report.md"]
+    write_report_html(out_dir, report, store)
     append_step_summary(markdown)
     for path in sorted(out_dir.iterdir()):
-        if path.is_file() and path.suffix in {".json", ".md", ".xml"}:
+        if path.is_file() and path.suffix in {".json", ".md", ".xml", ".html"}:
             store.write_bytes(store.report_path(parsed.benchmark_id, path.name), path.read_bytes())
     key = "benchgate-" + parsed.benchmark_id
     await acreate_markdown_artifact(markdown, key=f"{key}-report", description=f"{parsed.name} report")
@@ -45,10 +48,15 @@ async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Pa
     ]
     if rows:
         await acreate_table_artifact(rows, key=f"{key}-table", description="metrics per model and task")
-    report_json = store.report_path(parsed.benchmark_id, "report.json")
-    await acreate_link_artifact(
-        report_json if not store.is_local else Path(report_json).resolve().as_uri(),
-        link_text="report.json",
-        key=f"{key}-files",
-    )
+    for name, artifact, description in (
+        ("report.json", "files", "the report as JSON"),
+        (HTML_FILENAME, "html", "HTML report: tables, gate, charts, items"),
+    ):
+        stored = store.report_path(parsed.benchmark_id, name)
+        await acreate_link_artifact(
+            stored if not store.is_local else Path(stored).resolve().as_uri(),
+            link_text=name,
+            key=f"{key}-{artifact}",
+            description=description,
+        )
     return out_dir
