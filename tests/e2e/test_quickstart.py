@@ -49,6 +49,7 @@ def test_quickstart_runs_and_the_reference_model_calibrates(tmp_path: Path, pref
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {
         "report.json",
         "report.md",
+        "report.html",
         "junit.xml",
         "gate.json",
     }
