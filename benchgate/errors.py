@@ -34,12 +34,26 @@ class DatasetError(BenchgateError):
 
 
 class ProviderError(BenchgateError):
-    """A model call failed; `transient` says whether retrying could help (429, 5xx, network)."""
+    """A model call failed; `transient` says whether retrying could help (429, 5xx, network).
 
-    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+    `attempts` and `timeouts` count the HTTP attempts the item made and those that timed out, so a
+    failed item still shows in the report's attempt and timeout counts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        status: int | None = None,
+        attempts: int = 1,
+        timeouts: int = 0,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.attempts = attempts
+        self.timeouts = timeouts
 
 
 class SandboxError(BenchgateError):

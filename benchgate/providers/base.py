@@ -15,7 +15,8 @@ class Completion:
     """What a model returned for one (example, sample_index).
 
     `latency_ms` is the successful request alone, not the wait for a slot or a retry: the model's
-    latency, which the report's p50/p95 describe.
+    latency, which the report's p50/p95 describe. `attempts` (the successful one included) and
+    `timeouts` say what it took, so the report can show what those percentiles leave out.
     """
 
     text: str
@@ -23,6 +24,8 @@ class Completion:
     input_tokens: int | None = None
     output_tokens: int | None = None
     latency_ms: float | None = None
+    attempts: int = 1
+    timeouts: int = 0
 
 
 class Provider(ABC):

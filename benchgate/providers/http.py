@@ -8,6 +8,9 @@ becomes a Completion; everything that decides whether an item costs one call or 
   jitter, or after exactly `Retry-After` when the server sends one, within `spec.max_attempts`
   and `spec.retry_budget_seconds` per item. The concurrency slot is released while waiting, and
   a retry then goes to the head of the queue for a slot.
+- `concurrency` bounds what the server may be processing for us, abandoned attempts included: a
+  timed-out attempt's connection is closed at once, and its slot is held another `timeout`
+  seconds before it is given back (a ghost slot, see HttpProvider._hold_abandoned_slot).
 - Other 4xx are the item's own failure (ProviderError, not transient), except 401/403/404, which
   say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
   the same provider instance fails immediately with it (no request is sent).
@@ -125,6 +128,8 @@ class _Failure:
     cause: str
     status: int | None = None
     retry_after: float | None = None
+    timed_out: bool = False
+    abandoned: bool = False  # the server may still be working on it (it may have the whole request)
 
 
 class HttpProvider(Provider):
@@ -166,6 +171,7 @@ class HttpProvider(Provider):
         }
         self._raw_headers = [(name.encode(), value.encode()) for name, value in fixed.items()]
         self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
+        self._ghosts: set[asyncio.TimerHandle] = set()
 
     @property
     def endpoint(self) -> str:
@@ -207,22 +213,35 @@ class HttpProvider(Provider):
     async def _send(self, url: str, content: bytes, estimate: float) -> Completion:
         spec = self.spec
         started = 0.0
-        attempt = 0
+        attempt = timeouts = 0
         while True:
             attempt += 1
             await self._limiter.acquire(first=attempt > 1)
             if attempt == 1:  # the budget is for retrying, not for queueing behind other items
                 started = time.monotonic()
+            abandoned = False
             try:
                 if self._config_error is not None:  # opened while this item waited for a slot
                     raise self._config_error
                 await self._limiter.wait_for_rate(estimate)
                 sent = time.perf_counter()
                 outcome = await self._attempt(url, content, estimate)
+                abandoned = isinstance(outcome, _Failure) and outcome.abandoned
+            except ProviderError as error:
+                if not isinstance(error, ProviderConfigError):  # the circuit's error is shared by items
+                    error.attempts, error.timeouts = attempt, timeouts
+                raise
             finally:
-                self._limiter.release()
+                if abandoned:
+                    self._hold_abandoned_slot()
+                else:
+                    self._limiter.release()
             if isinstance(outcome, Completion):
-                return dataclasses.replace(outcome, latency_ms=(time.perf_counter() - sent) * 1000.0)
+                latency_ms = (time.perf_counter() - sent) * 1000.0
+                return dataclasses.replace(
+                    outcome, latency_ms=latency_ms, attempts=attempt, timeouts=timeouts
+                )
+            timeouts += outcome.timed_out
             remaining = started + spec.retry_budget_seconds - time.monotonic()
             if attempt >= spec.max_attempts or remaining <= 0:
                 elapsed = time.monotonic() - started
@@ -232,6 +251,8 @@ class HttpProvider(Provider):
                     f" last error: {outcome.cause}",
                     transient=True,
                     status=outcome.status,
+                    attempts=attempt,
+                    timeouts=timeouts,
                 )
             wait = outcome.retry_after
             if wait is None:
@@ -260,7 +281,12 @@ class HttpProvider(Provider):
             finally:
                 await response.aclose()
         except httpcore.TimeoutException as error:
-            return _Failure(f"timeout after {self.spec.timeout:g}s ({type(error).__name__})")
+            # httpcore has closed the connection: one whose response was not read to the end is never reused.
+            return _Failure(
+                f"timeout after {self.spec.timeout:g}s ({type(error).__name__})",
+                timed_out=True,
+                abandoned=not isinstance(error, httpcore.ConnectTimeout),
+            )
         except TRANSPORT_ERRORS as error:
             return _Failure(f"connection error ({type(error).__name__}: {self._scrub(str(error))})")
         finally:
@@ -284,11 +310,11 @@ class HttpProvider(Provider):
                 self._limiter.settle(estimate, used)
             return completion
         self._limiter.settle(estimate, 0)
-        provider_message, error = error_details(body)
+        provider_message, error_object = error_details(body)
         reason = response.extensions.get("reason_phrase", b"").decode("ascii", "replace")
         detail = provider_message or body.decode("utf-8", "replace").strip()[:500] or reason
         cause = f"HTTP {status} from {url}: {self._scrub(detail)}"
-        outcome = self.classify(status, error)
+        outcome = self.classify(status, error_object)
         if outcome == "transient":
             return _Failure(cause, status, retry_after_seconds(httpx.Headers(response.headers)))
         if outcome == "config":
@@ -315,6 +341,38 @@ class HttpProvider(Provider):
         """Providers sometimes echo the key back; it must never reach a message or a log."""
         return text.replace(self._api_key, "***") if self._api_key else text
 
+    def _hold_abandoned_slot(self) -> None:
+        """Give a timed-out attempt's concurrency slot back only `timeout` seconds later (a ghost slot).
+
+        Its connection is already closed, which a server honouring disconnects takes as a cancel, but
+        some servers keep generating; released at once, the slot would let retries pile up on the
+        server beyond `concurrency` (three attempts each: three times as many in flight). We cannot
+        see when the server stops, so the slot is held as long again as the attempt was given: a
+        server that stops on disconnect loses that much of one slot, one that keeps going is covered
+        for requests up to twice the timeout long.
+        """
+
+        def release() -> None:
+            self._ghosts.discard(handle)
+            self._limiter.release()
+
+        handle = asyncio.get_running_loop().call_later(self.spec.timeout, release)
+        self._ghosts.add(handle)
+
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        """Close the pools once the ghost slots have expired: the limiter outlives this instance.
+
+        Other subflows of the model share its slots, and this loop may be closed next (its timers
+        would never fire); cancelled while waiting, the remaining slots are given back at once.
+        """
+        try:
+            if self._ghosts:
+                loop = asyncio.get_running_loop()
+                await asyncio.sleep(max(handle.when() for handle in self._ghosts) - loop.time())
+        finally:
+            for handle in self._ghosts:
+                handle.cancel()
+                self._limiter.release()
+            self._ghosts.clear()
+            for pool in self._pools:
+                await pool.aclose()

@@ -29,6 +29,7 @@ def render_markdown(report: Report) -> str:
         lines.append("| model | " + " | ".join(metrics) + " | n | errors |")
         lines.append("|---" * (len(metrics) + 3) + "|")
         lines += [_results_row(model, detail, metrics) for model, detail in task_details.items()]
+        lines += _timeout_notes(task_details)
         lines.append("")
     lines.append(
         "Values with 95% bootstrap confidence intervals over items; ROUGE as fractions, others in percent."
@@ -51,6 +52,18 @@ def _results_row(model: str, detail: TaskDetails, metrics: list[str]) -> str:
         cells.append(f"{value} [{low}, {high}]")
     flag = " ⚠ inconclusive" if detail.inconclusive else ""
     return f"| {model} | " + " | ".join(cells) + f" | {detail.n} | {detail.n_errors}{flag} |"
+
+
+def _timeout_notes(task_details: dict[str, TaskDetails]) -> list[str]:
+    """Timed-out attempts, which latency percentiles of successful requests would hide; none, no lines."""
+    notes = [
+        f"- {model}: {detail.timeouts} of {detail.attempts} attempts timed out; latency p95 "
+        f"{format_number(detail.latency_p95_with_timeouts_ms, '.0f')} ms counting them at the timeout, "
+        f"{format_number(detail.latency_ms.get('p95'), '.0f')} ms over successful requests alone"
+        for model, detail in task_details.items()
+        if detail.timeouts
+    ]
+    return ["", *notes] if notes else []
 
 
 def render_gate_markdown(decision: GateDecision) -> str:

@@ -115,7 +115,8 @@ async def _generate_one(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     row = dict(base, output=None, finish_reason=None, error=None, error_kind=None)
-    row.update(input_tokens=None, output_tokens=None, latency_ms=None)
+    # attempts and timeouts feed the report's details (GenerationStats); Parquet parts leave them out.
+    row.update(input_tokens=None, output_tokens=None, latency_ms=None, attempts=0, timeouts=0)
     problem = example.fields.get("problem")
     if problem:  # a row the task could not turn into a prompt or target: no model call can help
         row.update(error=f"item not sent: {problem}", error_kind="data")
@@ -134,7 +135,8 @@ async def _ask(provider: Provider, example: Example, sample_index: int, row: dic
     except ProviderConfigError:
         raise
     except ProviderError as error:
-        row.update(error=str(error), error_kind="transient" if error.transient else "request")
+        kind = "transient" if error.transient else "request"
+        row.update(error=str(error), error_kind=kind, attempts=error.attempts, timeouts=error.timeouts)
     else:
         row.update(
             output=completion.text,
@@ -142,6 +144,8 @@ async def _ask(provider: Provider, example: Example, sample_index: int, row: dic
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
             latency_ms=completion.latency_ms,
+            attempts=completion.attempts,
+            timeouts=completion.timeouts,
         )
 
 

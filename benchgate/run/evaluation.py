@@ -87,6 +87,9 @@ class TaskResult:
     reused: int = 0
     failure: str | None = None
     breakdown: dict[str, float] = field(default_factory=dict)
+    attempts: int = 0
+    timeouts: int = 0
+    latency_p95_with_timeouts_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +116,8 @@ def summarize(
         error_rate=n_errors / info.n_examples if info.n_examples else 0.0,
         requests=generation_stats["requests"],
         reused=generation_stats["reused"],
+        attempts=generation_stats["attempts"],
+        timeouts=generation_stats["timeouts"],
     )
     result.inconclusive = result.error_rate > error_budget or result.n == 0
     for metric in task.metrics():
@@ -128,6 +133,9 @@ def summarize(
         "p50": float(np.percentile(latencies, 50)) if latencies else None,
         "p95": float(np.percentile(latencies, 95)) if latencies else None,
     }
+    # Timed-out attempts at the timeout they hit: the p95 above describes only what succeeded.
+    with_timeouts = latencies + [model.timeout * 1000.0] * result.timeouts
+    result.latency_p95_with_timeouts_ms = float(np.percentile(with_timeouts, 95)) if with_timeouts else None
     result.tokens = {"input": generation_stats["input_tokens"], "output": generation_stats["output_tokens"]}
     if model.price:
         result.cost_usd = (
@@ -147,11 +155,16 @@ class GenerationStats:
         self.output_tokens = 0
         self.requests = 0
         self.reused = 0
+        self.attempts = 0
+        self.timeouts = 0
 
     def add(self, rows: list[dict[str, Any]], requests: int, reused: int) -> None:
         self.requests += requests
         self.reused += reused
         for row in rows:
+            # Reused rows come from the store without them: they cost no attempt in this run.
+            self.attempts += row.get("attempts", 0)
+            self.timeouts += row.get("timeouts", 0)
             if row["error"] is None:
                 self.latencies.append(float(row["latency_ms"]))
                 self.input_tokens += int(row["input_tokens"] or 0)
@@ -164,4 +177,6 @@ class GenerationStats:
             "output_tokens": self.output_tokens,
             "requests": self.requests,
             "reused": self.reused,
+            "attempts": self.attempts,
+            "timeouts": self.timeouts,
         }

@@ -167,6 +167,10 @@ class TaskDetails(BaseModel):
     scales: dict[str, str] = Field(default_factory=dict)
     breakdown: dict[str, Number] = Field(default_factory=dict)
     failure: str | None = None
+    # Later additions, last so the keys before keep their order; None in reports written before them.
+    attempts: int | None = None  # HTTP attempts in this run, retries included: retries = attempts - requests
+    timeouts: int | None = None  # attempts that timed out (each then retried, or the item failed)
+    latency_p95_with_timeouts_ms: float | None = None  # p95 with timed-out attempts at the timeout
 
     def detail_value(self, metric: str) -> float | None:
         """One of DETAIL_METRICS as the gate compares it."""

@@ -5,8 +5,10 @@ One `ChatServer` answers all three protocols, chosen by path:
   POST .../v1/messages                           Anthropic messages
   POST .../models/{model}:generateContent        Gemini generateContent
 It records every request, answers through a pluggable reply function, injects faults (status codes
-with Retry-After, delays, dropped connections), and counts requests in flight. Control endpoints:
-GET /_stats (counters and the first-request / last-response times) and POST /_reset.
+with Retry-After, delays, dropped connections), and counts requests in flight. By default a request
+runs to its end when its client disconnects (as on servers that keep generating for nobody);
+`stop_on_disconnect=True` drops its work at once instead (as servers that honour disconnects do).
+Control endpoints: GET /_stats (counters and the first-request / last-response times) and POST /_reset.
 
 It is a small HTTP/1.1 keep-alive server on asyncio.Protocol (no framework), so that one core can
 serve 128 concurrent connections at 100 ms latency with CPU to spare for the client under test.
@@ -132,8 +134,10 @@ class ChatServer:
         fault_rates: dict[int, float] | None = None,
         retry_after: str | None = None,
         seed: int = 0,
+        stop_on_disconnect: bool = False,
     ) -> None:
         self.reply = reply
+        self.stop_on_disconnect = stop_on_disconnect
         self.latency = latency
         self.host = host
         self.port = port
@@ -267,7 +271,9 @@ class ChatServer:
         delay = self.latency + reply.delay
         assert self._loop is not None
         if delay > 0:
-            self._loop.call_later(delay, self._finish, connection, reply.drop, status, headers, body)
+            answer = (connection, reply.drop, status, headers, body)
+            pending = self._loop.call_later(delay, self._finish, *answer)
+            connection.pending = pending if self.stop_on_disconnect else None
         else:
             self._finish(connection, reply.drop, status, headers, body)
 
@@ -292,6 +298,7 @@ class ChatServer:
     ) -> None:
         self.in_flight -= 1
         self.last_response_at = time.monotonic()
+        connection.pending = None
         if drop:
             connection.abort()
         else:
@@ -350,8 +357,8 @@ def _render(request: ChatRequest, reply: Reply) -> tuple[int, dict[str, str], by
     if reply.json is not None:
         return reply.status, reply.headers, json.dumps(reply.json).encode()
     if reply.status >= 400:
-        body = _error_body(request.wire, reply.status, reply.message or _REASONS.get(reply.status, "error"))
-        return reply.status, reply.headers, json.dumps(body).encode()
+        error = _error_body(request.wire, reply.status, reply.message or _REASONS.get(reply.status, "error"))
+        return reply.status, reply.headers, json.dumps(error).encode()
     input_tokens = reply.input_tokens
     if input_tokens is None:
         input_tokens = max(1, sum(len(m["content"]) for m in request.messages) // 4)
@@ -424,6 +431,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.keep_alive = True
+        self.pending: asyncio.TimerHandle | None = None  # the answer in the works (stop_on_disconnect)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -435,6 +443,10 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.server._connections.discard(self.transport)
         self.transport = None
+        if self.pending is not None:  # the client left: the server stops working on its request
+            self.pending.cancel()
+            self.pending = None
+            self.server.in_flight -= 1
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
