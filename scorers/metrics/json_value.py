@@ -39,7 +39,7 @@ def reference_values(references: Sequence[str]) -> list[Any]:
     for reference in references:
         ok, value = _parse_json(reference)
         if not ok:
-            raise ReferenceProblem(f"reference {reference[:60]!r} is not valid JSON")
+            raise ReferenceProblem("a reference is not valid JSON")
         targets.append(_canonical(value))
     return targets
 

@@ -37,7 +37,7 @@ def correct_choices(references: Sequence[str], fields: Mapping[str, Any]) -> set
     choices = fields.get("choices", ())
     correct = {choice_index(r, choices) for r in references}
     if None in correct:
-        raise ReferenceProblem(f"reference {references!r} is not one of the {len(choices)} choices")
+        raise ReferenceProblem(f"a reference is not one of the {len(choices)} choices")
     return {i for i in correct if i is not None}
 
 

@@ -31,9 +31,8 @@ def last_number(text: str) -> float | None:
 
 def reference_numbers(references: Sequence[str]) -> list[float]:
     numbers = [_as_number(r) for r in references]
-    for reference, number in zip(references, numbers, strict=True):
-        if number is None:
-            raise ReferenceProblem(f"reference {reference!r} is not a number")
+    if None in numbers:  # the value is not repeated: messages reach API callers
+        raise ReferenceProblem("a reference is not a number")
     return [n for n in numbers if n is not None]
 
 

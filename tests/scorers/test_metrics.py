@@ -198,8 +198,8 @@ def test_option_problems() -> None:
 
 def test_reference_problems_are_found_before_scoring() -> None:
     assert metrics.reference_problem("numeric-match", ["12"]) is None
-    assert metrics.reference_problem("numeric-match", ["twelve"]) == "reference 'twelve' is not a number"
-    assert metrics.reference_problem("json-match", ["{"]) == "reference '{' is not valid JSON"
+    assert metrics.reference_problem("numeric-match", ["twelve"]) == "a reference is not a number"
+    assert metrics.reference_problem("json-match", ["{"]) == "a reference is not valid JSON"
     assert metrics.reference_problem("choice-accuracy", ["C"], {"choices": ["x", "y"]}) is not None
     assert metrics.reference_problem("choice-accuracy", ["B"], {"choices": ["x", "y"]}) is None
     assert metrics.reference_problem("exact-match", [""]) is None

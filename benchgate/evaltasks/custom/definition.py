@@ -8,11 +8,12 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import SecurityError
 
 from benchgate.datasets.tabular import Row, Table
 from benchgate.evaltasks.base import MetricInfo, registry_metric
-from benchgate.evaltasks.custom.rows import ItemProblem, is_template, lookup
+from benchgate.evaltasks.custom import templating
+from benchgate.evaltasks.custom.rows import ItemProblem, LimitProblem, is_template, lookup
 from benchgate.spec.request import TaskSpec
 from scorers.metrics import METRICS, Metric
 from scorers.metrics.multiple_choice import LETTERS
@@ -32,8 +33,7 @@ class Definition:
         self.table = Table(
             spec.path or spec.dataset or "", split=spec.split, subset=spec.subset, task_name=spec.task
         )
-        self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-        self.env.filters["lettered"] = lettered
+        self.env = templating.environment({"lettered": lettered})
 
     @property
     def dataset_name(self) -> str:
@@ -84,31 +84,57 @@ class Definition:
         return sources
 
     @cached_property
-    def templates(self) -> dict[str, jinja2.Template]:
-        """Compiled templates by setting; only valid ones (validation reports the others)."""
-        compiled = {}
+    def _compiled(self) -> tuple[dict[str, jinja2.Template], dict[str, str]]:
+        templates, problems = {}, {}
         for field, source in self.template_sources().items():
             try:
-                compiled[field] = self.env.from_string(source)
-            except jinja2.TemplateSyntaxError:
-                continue
-        return compiled
+                templates[field] = templating.compile_template(self.env, source)
+            except jinja2.TemplateSyntaxError as error:
+                problems[field] = f"template syntax error at line {error.lineno}: {error.message}"
+            except templating.RenderLimit as limit:
+                problems[field] = f"{LimitProblem.PREFIX} ({limit})"
+        return templates, problems
+
+    @property
+    def templates(self) -> dict[str, jinja2.Template]:
+        """Compiled templates by setting; only valid ones (template_problems has the others)."""
+        return self._compiled[0]
+
+    def template_problems(self) -> dict[str, str]:
+        """Why a template setting does not compile (syntax, or a limit while compiling), by setting."""
+        return self._compiled[1]
 
     def undeclared(self, source: str) -> set[str]:
         """The row fields a template uses (its variables that are not Jinja globals)."""
-        return jinja2.meta.find_undeclared_variables(self.env.parse(source)) - set(self.env.globals)
+        tree = templating.parse(self.env, source)
+        return jinja2.meta.find_undeclared_variables(tree) - set(self.env.globals)
 
     def render(self, field: str, row: Row) -> str:
+        """A template over a row. Messages name the setting and the kind of problem, never a value of
+        the row (an attribute or key the template reads may come from the data)."""
+        if field in self.template_problems():
+            raise ItemProblem(field, self.template_problems()[field])
         try:
-            return self.templates[field].render(row)
-        except jinja2.UndefinedError as error:
+            return templating.render(self.templates[field], row)
+        except templating.RenderLimit as limit:
+            raise LimitProblem(field, f"{LimitProblem.PREFIX} ({limit})") from None
+        except SecurityError:
+            raise ItemProblem(
+                field, "the template uses an attribute or call the sandbox does not allow"
+            ) from None
+        except jinja2.UndefinedError as error:  # its message names template variables only (templating)
             raise ItemProblem(
                 field, f"{error.message} (fields in this row: {', '.join(sorted(row))})"
             ) from None
-        except jinja2.TemplateError as error:
-            raise ItemProblem(field, f"template error: {error}") from None
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
-            raise ItemProblem(field, f"{type(error).__name__}: {error}") from None
+        except (
+            jinja2.TemplateError,
+            TypeError,
+            ValueError,
+            LookupError,
+            AttributeError,
+            ArithmeticError,
+        ) as error:
+            raise ItemProblem(field, f"template error ({type(error).__name__})") from None
 
     def field_or_template(self, field: str, row: Row) -> Any:
         """`target` or `tests` of a row: the named field, or the template rendered and stripped."""

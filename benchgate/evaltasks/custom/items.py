@@ -94,14 +94,17 @@ class Items:
         except KeyError:
             raise ItemProblem("choices", f"no field {spec.choices!r} in this row") from None
         if not isinstance(choices, list) or not 2 <= len(choices) <= len(LETTERS):
-            raise ItemProblem(
-                "choices", f"{spec.choices!r} must be a list of 2 to 26 options, got {choices!r}"
+            got = (
+                f"{len(choices)} options"
+                if isinstance(choices, list)
+                else f"a value of type {type(choices).__name__}"
             )
+            raise ItemProblem("choices", f"{spec.choices!r} must be a list of 2 to 26 options, got {got}")
         choices = [as_text(c) for c in choices]
         index = target_choice(value, choices)
         if index is None:
             raise ItemProblem(
-                "target", f"{value!r} is not one of the choices {choices} (nor their index/letter)"
+                "target", f"the target is not one of the {len(choices)} choices (nor their index or letter)"
             )
         return [LETTERS[index]], choices
 

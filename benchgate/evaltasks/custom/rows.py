@@ -20,6 +20,12 @@ class ItemProblem(Exception):
         return f"{self.field}: {self}"
 
 
+class LimitProblem(ItemProblem):
+    """A template went past a rendering limit: a problem of the template more than of the row."""
+
+    PREFIX = "template exceeds the rendering limit"
+
+
 def is_template(text: str) -> bool:
     """`target` and `tests` name a field, unless they are a Jinja template."""
     return "{{" in text or "{%" in text

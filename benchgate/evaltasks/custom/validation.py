@@ -10,14 +10,12 @@ from __future__ import annotations
 import itertools
 from typing import get_args
 
-import jinja2
-
 from benchgate.datasets.tabular import BadRow, Row
 from benchgate.errors import DatasetError
 from benchgate.evaltasks.custom.definition import Definition
 from benchgate.evaltasks.custom.items import Items
 from benchgate.evaltasks.custom.postprocess import step_problems
-from benchgate.evaltasks.custom.rows import ItemProblem, is_template
+from benchgate.evaltasks.custom.rows import ItemProblem, LimitProblem, is_template
 from scorers.metrics import METRICS, lookup, option_problems
 from scorers.metrics.entry import Need
 
@@ -43,11 +41,7 @@ def _spec_problems(definition: Definition) -> list[str]:
         if definition.table.is_hub and not spec.split:
             problems.append("split: required for a hub dataset (e.g. test, validation, train)")
     problems.extend(_metric_problems(definition))
-    for field, source in definition.template_sources().items():
-        try:
-            definition.env.parse(source)
-        except jinja2.TemplateSyntaxError as error:
-            problems.append(f"{field}: template syntax error at line {error.lineno}: {error.message}")
+    problems.extend(f"{field}: {problem}" for field, problem in definition.template_problems().items())
     for i, step in enumerate(spec.postprocess or []):
         problems.extend(f"postprocess[{i}]: {p}" for p in step_problems(step))
     if spec.examples and spec.examples.path is None and spec.examples.n is None:
@@ -139,6 +133,8 @@ def _row_problems(definition: Definition, items: Items, rows: list[Row | BadRow]
             problems.append(f"{definition.where}: {row.where}: {row.message}")
         else:
             item = items.item(row, [])
+            if isinstance(item.problem, LimitProblem):  # the template's problem: once is enough, and fast
+                return [f"{item.problem.field}: {item.problem} (row {position})"]
             if item.problem:
                 problems.append(f"{item.problem.field}: row {position}: {item.problem}")
         if len(problems) >= MAX_ROW_PROBLEMS:
