@@ -15,6 +15,7 @@ DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; OpenAI-style requests 
 class AnthropicProvider(HttpProvider):
     name = "anthropic"
     default_base_url = "https://api.anthropic.com"
+    reserved_params = frozenset({"model", "messages", "system", "stream"})
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self._api_key or "", "anthropic-version": API_VERSION}

@@ -37,6 +37,9 @@ class Provider(ABC):
     """
 
     name: ClassVar[str]
+    # Body keys the provider builds itself: `params` may not set them (request validation refuses),
+    # so a request cannot swap the model, the messages or the wire format it was checked for.
+    reserved_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, spec: ModelSpec, api_key: str | None) -> None:
         self.spec = spec

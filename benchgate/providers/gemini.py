@@ -31,6 +31,7 @@ _SAFETY_REASONS = frozenset({"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"
 class GeminiProvider(HttpProvider):
     name = "gemini"
     default_base_url = "https://generativelanguage.googleapis.com"
+    reserved_params = frozenset({"contents", "systemInstruction", "generationConfig"})
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._api_key or ""}

@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 CONFIG_STATUSES = frozenset({401, 403, 404})
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 POOL_SHARD_SIZE = 8
+ERROR_MESSAGE_CHARS = 200
 Outcome = Literal["config", "item", "transient"]
 # What httpx calls a TransportError, as httpcore raises it (timeouts are caught before these).
 TRANSPORT_ERRORS = (
@@ -98,7 +99,10 @@ def error_details(content: bytes) -> tuple[str | None, dict[str, Any]]:
 
     OpenAI {"error": {"message", "type", "code"}}, Anthropic {"type": "error", "error": {"type",
     "message"}}, Gemini {"error": {"code", "message", "status"}} (sometimes inside a list),
-    FastAPI-style servers {"detail": ...}. Returns (message, the error object or {}).
+    FastAPI-style servers {"detail": ...}. Returns (message, the error object or {}); the message is
+    on one line and at most ERROR_MESSAGE_CHARS long, and None when the body is not such JSON: the
+    message is stored per item and shown in reports and logs, so any other body text (an HTML page,
+    whatever a base_url answers) is never kept.
     """
     try:
         data = json.loads(content)
@@ -110,15 +114,20 @@ def error_details(content: bytes) -> tuple[str | None, dict[str, Any]]:
         return None, {}
     error = data.get("error", data)
     if isinstance(error, str):
-        return error, {}
+        return _one_line(error), {}
     if not isinstance(error, dict):
         return None, {}
     message = error.get("message") or error.get("detail")
     if message is None:
         return None, error
     kind = error.get("type") or error.get("status") or error.get("code")
-    text = message if isinstance(message, str) else json.dumps(message)
-    return (f"{text} [{kind}]" if kind else text), error
+    text = _one_line(message if isinstance(message, str) else json.dumps(message))
+    return (f"{text} [{_one_line(str(kind))[:40]}]" if kind else text), error
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_MESSAGE_CHARS else text[: ERROR_MESSAGE_CHARS - 1] + "…"
 
 
 @dataclass
@@ -311,8 +320,7 @@ class HttpProvider(Provider):
             return completion
         self._limiter.settle(estimate, 0)
         provider_message, error_object = error_details(body)
-        reason = response.extensions.get("reason_phrase", b"").decode("ascii", "replace")
-        detail = provider_message or body.decode("utf-8", "replace").strip()[:500] or reason
+        detail = provider_message or "no error message in the provider's format"
         cause = f"HTTP {status} from {url}: {self._scrub(detail)}"
         outcome = self.classify(status, error_object)
         if outcome == "transient":

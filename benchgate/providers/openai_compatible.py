@@ -14,6 +14,7 @@ class OpenAICompatibleProvider(HttpProvider):
 
     name = "openai-compatible"
     needs_key = False
+    reserved_params = frozenset({"model", "messages", "stream"})
 
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}

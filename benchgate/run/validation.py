@@ -16,7 +16,7 @@ from benchgate.errors import RequestError
 from benchgate.spec.base import validation_problems
 from benchgate.spec.files import read_structured_file
 from benchgate.spec.gate import rule_name_problems
-from benchgate.spec.request import BenchmarkRequest, resolve_relative_paths
+from benchgate.spec.request import BenchmarkRequest, ModelSpec, resolve_relative_paths
 
 
 def _semantic_problems(request: BenchmarkRequest) -> list[str]:
@@ -31,6 +31,7 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
             )
         seen.setdefault(model.id, i)
         problems.extend(_provider_problems(i, model.provider))
+        problems.extend(_param_problems(i, model))
         if model.provider == "openai-compatible" and not model.base_url:
             problems.append(f"models[{i}].base_url: required for provider 'openai-compatible'")
         if model.provider == "builtin":
@@ -63,6 +64,20 @@ def _provider_problems(index: int, provider: str) -> list[str]:
     if provider in PROVIDERS:
         return []
     return [f"models[{index}].provider: unknown provider {provider!r} (providers: {', '.join(PROVIDERS)})"]
+
+
+def _param_problems(index: int, model: ModelSpec) -> list[str]:
+    """`params` keys the provider builds itself (model, messages, ...): refused, never overridden."""
+    from benchgate.providers import PROVIDERS, provider_class
+
+    if model.provider not in PROVIDERS:
+        return []  # reported by _provider_problems
+    reserved = provider_class(model.provider).reserved_params
+    return [
+        f"models[{index}].params.{key}: set by the {model.provider} provider itself, not a parameter "
+        f"(reserved: {', '.join(sorted(reserved))})"
+        for key in sorted(set(model.params) & reserved)
+    ]
 
 
 def _gate_problems(request: BenchmarkRequest) -> list[str]:

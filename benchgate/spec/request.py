@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
@@ -55,8 +56,26 @@ class ModelSpec(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+        """scheme://host[:port][/path] and nothing else: providers append their own path, so a query,
+        a fragment or credentials here would change which request is sent, and to whom."""
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "@" in parts.netloc
+            or re.search(r"[\s?#]", value)
+        ):
+            raise ValueError(
+                "must be an http(s) URL scheme://host[:port][/path] without a query, fragment or "
+                "user:password@, e.g. http://127.0.0.1:8000/v1"
+            )
         return value
 
 
@@ -130,7 +149,9 @@ def resolve_relative_paths(data: Any, base: Path) -> Any:
                 continue
             shots = task.get("examples")
             for holder, key in ((task, "path"), (task, "dataset"), (shots, "path")):
-                value = holder.get(key) if isinstance(holder, dict) else None
+                if not isinstance(holder, dict):
+                    continue
+                value = holder.get(key)
                 if isinstance(value, str) and _is_local_relative(value) and (base / value).exists():
                     holder[key] = str((base / value).resolve())
     return data

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from benchgate.errors import RequestError
 from benchgate.interfaces.cli import app
 from benchgate.run.validation import parse_request
 from benchgate.spec.base import field_path
@@ -196,3 +197,45 @@ def test_relative_dataset_paths_resolve_against_the_request_file(tmp_path: Path)
 def test_field_path_formatting() -> None:
     assert field_path(("models", 2, "base_url")) == "models[2].base_url"
     assert field_path(()) == "(top level)"
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:9/v1?api-version=1",
+        "http://127.0.0.1:9/v1?",
+        "http://127.0.0.1:9/v1#frag",
+        "http://user:pass@127.0.0.1:9/v1",
+        "http://@127.0.0.1:9/v1",
+        "http://127.0.0.1:99999/v1",
+        "file:///etc/passwd",
+    ],
+)
+def test_a_base_url_is_scheme_host_port_and_path_only(base_url: str) -> None:
+    """Providers append their own path: a query, a fragment or credentials would reshape the request."""
+    problems = problems_of(mutate("models.1.base_url", base_url))
+    assert [p for p in problems if p.startswith("models[1].base_url: must be an http(s) URL")], problems
+
+
+@pytest.mark.parametrize(
+    ("provider", "key"),
+    [
+        ("openai-compatible", "model"),
+        ("openai-compatible", "messages"),
+        ("openai-compatible", "stream"),
+        ("anthropic", "system"),
+        ("gemini", "contents"),
+    ],
+)
+def test_params_may_not_set_what_the_provider_builds(provider: str, key: str) -> None:
+    data = mutate("models.1.params", {key: "x", "temperature": 0})
+    data["models"][1]["provider"] = provider
+    [problem] = problems_of(data)
+    assert problem.startswith(f"models[1].params.{key}: set by the {provider} provider itself"), problem
+    assert key in problem.partition("(reserved: ")[2]
+
+
+def problems_of(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(RequestError) as caught:
+        parse_request(data)
+    return caught.value.problems
