@@ -1,4 +1,4 @@
-"""The gating flow: rules against the report and its per-item scores, outputs, then webhooks."""
+"""The gating flow: rules against the report and its per-item scores, drill-downs, outputs, then webhooks."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
 
 from benchgate.gate.evaluate import evaluate_gate
 from benchgate.gate.webhooks import deliver_webhooks
+from benchgate.report.drilldown import attach_drilldowns, drilldown_rows
 from benchgate.report.formats import GATE_FILES, write_outputs
 from benchgate.report.markdown import render_gate_markdown
 from benchgate.spec.gate import GateSpec
@@ -28,9 +30,15 @@ async def gate(
     decision = evaluate_gate(
         parsed, spec, lambda model_id, task: store.read_scores(benchmark_id, model_id, task)
     )
+    attach_drilldowns(decision, parsed, spec.baseline, store)
     decision.deliveries = deliver_webhooks(decision, parsed, spec)
     write_outputs(Path(out_dir), parsed.model_copy(update={"gate": decision}), GATE_FILES)
     get_run_logger().info("gate %s: %s", benchmark_id, decision.decision)
+    rows = drilldown_rows(decision)
+    if rows:
+        await acreate_table_artifact(
+            rows, key=f"benchgate-{benchmark_id}-drilldown", description="items that moved most, per rule"
+        )
     return {
         "decision": decision.to_dict(),
         "markdown": render_gate_markdown(decision),

@@ -58,12 +58,12 @@ def write_outputs(out_dir: Path, report: Report, filenames: Iterable[str]) -> di
     return texts
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Write beside the target, then rename: a reader never sees half a file."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode() if isinstance(text, str) else text)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

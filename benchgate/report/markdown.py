@@ -5,7 +5,15 @@ The same text goes to GitHub's step summary, so tables must stay valid GitHub ma
 
 from __future__ import annotations
 
-from benchgate.spec.report import GateDecision, Report, RuleVerdict, TaskDetails, Verdict, format_number
+from benchgate.spec.report import (
+    Drilldown,
+    GateDecision,
+    Report,
+    RuleVerdict,
+    TaskDetails,
+    Verdict,
+    format_number,
+)
 
 _ICONS = {
     Verdict.PASS: "✅ pass",
@@ -80,6 +88,9 @@ def render_gate_markdown(decision: GateDecision) -> str:
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if not decision.rules:
         lines.append("| ✅ pass | (no rules) | | | | | |")
+    for v in decision.rules:
+        if v.drilldown is not None:
+            lines += ["", *render_drilldown(v.drilldown, f"Items that moved most: {v.rule}")]
     if decision.deliveries:
         lines += ["", "Webhooks:", ""]
         for d in decision.deliveries:
@@ -87,6 +98,40 @@ def render_gate_markdown(decision: GateDecision) -> str:
             attempts = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
             lines.append(f"- {d.event} → {d.url}: {outcome}, {attempts}, delivery {d.delivery_id}")
     return "\n".join(lines) + "\n"
+
+
+def render_drilldown(drilldown: Drilldown, title: str) -> list[str]:
+    """A heading, the counts, and the items that moved most each way with both scores and excerpts."""
+    d = drilldown
+    lines = [
+        f"### {_text(title)}",
+        "",
+        f"{_text(d.model)} against {_text(d.baseline)}, {_text(d.metric)} on {_text(d.task)}, "
+        f"{d.paired} paired items: {d.worse} worse, {d.improved} improved, {d.unchanged} unchanged.",
+        "",
+    ]
+    moved = [("worse", item) for item in d.most_worse] + [("improved", item) for item in d.most_improved]
+    if not moved:
+        return lines[:-1]
+    header = ["", "item", d.model, d.baseline, "change", "prompt", "reference"]
+    header += [f"{d.model} answer", f"{d.baseline} answer"]
+    lines.append("| " + " | ".join(_text(cell) for cell in header) + " |")
+    lines.append("|---" * len(header) + "|")
+    for direction, item in moved:
+        change = format_number(item.change, "+.4g")
+        cells = [direction, item.example_id, _num(item.score), _num(item.baseline_score), change]
+        cells += [item.prompt, item.reference, item.output, item.baseline_output]
+        lines.append("| " + " | ".join(_text(cell) for cell in cells) + " |")
+    return lines
+
+
+def _text(text: str) -> str:
+    """Untrusted text (model answers, dataset rows, ids) as inert markdown on one line: a crafted answer
+    cannot end the table cell, open code, links or emphasis, or inject HTML."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for char in "\\`*_[]|~":
+        text = text.replace(char, "\\" + char)
+    return " ".join(text.split())
 
 
 def _cell(text: str) -> str:

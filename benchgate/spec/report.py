@@ -70,6 +70,46 @@ class DeliveryResult(BaseModel):
     event: WebhookEvent = "on_pass"
 
 
+class MovedItem(BaseModel):
+    """One item both sides scored: the two scores and short excerpts of what was asked and answered.
+
+    The excerpts are model and dataset text, so untrusted: capped and flattened to one line here,
+    escaped by whatever renders them (report.md escapes table and HTML syntax).
+    """
+
+    example_id: str
+    score: float
+    baseline_score: float
+    change: float  # score - baseline_score, in the metric's units
+    prompt: str = ""
+    reference: str = ""
+    output: str = ""
+    baseline_output: str = ""
+
+
+class Drilldown(BaseModel):
+    """Per-item movement of ``model`` against ``baseline`` on one task and metric, over the paired items.
+
+    A reviewer of a failed rule wants to read the items behind the number: the counts say how broad
+    the change is, the items (most moved first, a few each way) what it looks like.
+    """
+
+    task: str
+    metric: str
+    model: str
+    baseline: str
+    higher_is_better: bool = True
+    improved: int = 0
+    worse: int = 0
+    unchanged: int = 0
+    most_worse: list[MovedItem] = Field(default_factory=list)
+    most_improved: list[MovedItem] = Field(default_factory=list)
+
+    @property
+    def paired(self) -> int:
+        return self.improved + self.worse + self.unchanged
+
+
 class RuleVerdict(BaseModel):
     """One rule's outcome with the evidence a reviewer needs to trust it.
 
@@ -101,6 +141,7 @@ class RuleVerdict(BaseModel):
     test: str = "point"
     minimum_detectable: float | None = None
     insufficient_data: bool = False
+    drilldown: Drilldown | None = None  # failed or warned rules with per-item scores; absent otherwise
 
     @property
     def relative(self) -> bool:
@@ -124,8 +165,13 @@ class GateDecision(BaseModel):
         return cls(decision=Verdict.PASS, rules=rules)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: non-finite numbers (an unknown detectable difference) become null."""
-        return json_ready(self.model_dump(mode="json"))
+        """JSON-ready: non-finite numbers (an unknown detectable difference) become null; a rule without
+        a drill-down has no ``drilldown`` key, so gate.json keeps the shape it had before there was one."""
+        data = json_ready(self.model_dump(mode="json"))
+        for rule in data["rules"]:
+            if rule["drilldown"] is None:
+                del rule["drilldown"]
+        return data
 
     def exit_code(self, *, fail_on_delivery_error: bool = True) -> int:
         """A passed gate whose required on_pass hook failed did not ship: inconclusive, not passed."""
