@@ -7,17 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.states import State
 
 from benchgate.run.validation import load_request
 from benchgate.store import Store
 from flows.benchmark import benchmark
+from flows.states import final_state
 from tasks.history import publish_trend
 
 
 @flow(name="benchmark", flow_run_name="nightly · {request_path}", persist_result=False)
 async def benchmark_file(
     request_path: str, cache: str = "refresh", store_url: str | None = None, trend_runs: int = 5
-) -> dict[str, Any]:
+) -> State[Any]:
     """Runs the benchmark body in this flow run (no second run in the UI), then adds the trend.
 
     `cache: refresh` asks every model again: a hosted model that changed behind the same name is
@@ -28,4 +30,4 @@ async def benchmark_file(
     result = await benchmark.fn(request.model_dump(mode="json"), out_dir=str(out_dir), store_url=store_url)
     if result["report"]["status"] == "completed":
         result["drops"] = await publish_trend(result["report"], Store(store_url), out_dir, last=trend_runs)
-    return result
+    return final_state(result)
