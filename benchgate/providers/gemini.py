@@ -8,6 +8,7 @@ model outcome, returned as Completion(text="", finish_reason="safety"), not an e
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from benchgate.providers.base import Completion
 from benchgate.providers.http import HttpProvider, Outcome
@@ -62,7 +63,8 @@ class GeminiProvider(HttpProvider):
                 config[_GENERATION_CONFIG.get(key, key)] = value
         if config:
             body["generationConfig"] = config
-        return f"{self.base_url}/v1beta/models/{self.spec.model_name}:generateContent", body
+        model = quote(self.spec.model_name, safe="")  # a name is one path segment: no '/', '?' or '..'
+        return f"{self.base_url}/v1beta/models/{model}:generateContent", body
 
     def parse(self, data: Any) -> Completion:
         usage = data.get("usageMetadata") or {}

@@ -131,6 +131,16 @@ async def test_gemini_exact_request_and_completion(server, make):
     }
 
 
+async def test_gemini_model_name_cannot_change_the_request_path(server, make):
+    """The model name is one path segment: '/', '?' and '..' are escaped, never a path of their own."""
+    server.reply = lambda request: Reply(text="Rome", finish_reason="STOP")
+    provider = make(server, "gemini")
+    provider.spec = provider.spec.model_copy(update={"model": "../../admin?x=1#y"})
+    await provider.complete(EXAMPLE, 0)
+    [request] = server.requests
+    assert request.path == "/v1beta/models/..%2F..%2Fadmin%3Fx%3D1%23y:generateContent"
+
+
 async def test_gemini_prompt_blocked_for_safety_is_an_outcome(server, make):
     server.enqueue(
         Reply(json={"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 9}})
