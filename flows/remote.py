@@ -39,7 +39,7 @@ async def evaluate_on_worker(
     request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
 ) -> dict[str, Any]:
     """The worker side: evaluate's body in this flow run, then its result into the store."""
-    checked_request(request, store_url)  # a run of this deployment may come from anyone reaching Prefect
+    checked_request(request, store_url)  # dispatched by a checked benchmark run; the policy file if any
     result = await evaluate.fn(request, model_id, task_name, benchmark_id, store_url)
     store = Store(store_url)
     store.write_bytes(result_path(store, benchmark_id, model_id, task_name), json.dumps(result).encode())

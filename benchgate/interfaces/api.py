@@ -175,9 +175,10 @@ def create_app(settings: ApiSettings, runner: Runner | None = None) -> FastAPI:
         "/v1/benchmarks",
         status_code=202,
         dependencies=[Depends(authorized)],
+        response_model=None,  # 202 {benchmarkId, status}, or the 422 JSONResponse of an invalid request
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": REQUEST_BODY}}},
     )
-    async def submit(request: Request) -> dict[str, str]:
+    async def submit(request: Request) -> dict[str, str] | JSONResponse:
         """The body is decoded here, strictly (no repeated keys, bounded nesting), not by FastAPI."""
         try:
             body = decode_structured(

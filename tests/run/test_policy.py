@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,30 @@ def test_the_webhook_spec_names_the_field(hook: dict[str, Any], problem: str) ->
     assert any(p.startswith("gate.on_pass[0]") and problem in p for p in error.value.problems), (
         error.value.problems
     )
+
+
+def test_benchgate_run_keeps_its_behaviour_unless_a_policy_file_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from benchgate.interfaces.cli import app
+
+    hook = {"url": "https://deploy.example/hook", "secret_env": "DEPLOY_HOOK_SECRET"}
+    path = tmp_path / "request.json"
+    monkeypatch.delenv("BENCHGATE_POLICY", raising=False)
+    path.write_text(json.dumps({**BASE, "gate": {"on_pass": [{"target": "deploy-prod"}]}}))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2 and "gate.on_pass[0].target: not a webhook target" in result.output
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(EXAMPLE)
+    monkeypatch.setenv("BENCHGATE_POLICY", str(policy))
+    path.write_text(
+        json.dumps({**BASE, "tasks": [custom_task("/etc/hosts.jsonl")], "gate": {"on_pass": [hook]}})
+    )
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert f"tasks[0].dataset: {OUTSIDE}" in result.output and "gate.on_pass[0].url: " in result.output
+    monkeypatch.setenv("BENCHGATE_POLICY", str(tmp_path / "missing.yaml"))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2 and "missing.yaml" in result.output
