@@ -256,6 +256,51 @@ def test_api_round_trip_through_the_on_demand_deployment(deployed: Deployed, tmp
     assert run.state.is_completed()
 
 
+@pytest.mark.slow
+def test_a_request_given_to_the_deployment_directly_is_held_to_the_policy(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """Not through the API but as `prefect deployment run` would: the worker (no policy file here, so the
+    safe defaults) refuses a server file and a secret sent to another host before reading or calling."""
+    server_file = tmp_path / "server-secret.jsonl"
+    server_file.write_text('{"q": "TOPSECRET-ROW", "a": "x"}\n')
+    model = {
+        "id": "x",
+        "provider": "openai-compatible",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": "PATH",
+    }
+    task = {
+        "task": "sums",
+        "dataset": str(server_file),
+        "prompt": "{{ q }}",
+        "target": "a",
+        "metrics": ["exact-match"],
+    }
+    deployment = client_call(deployed.server, "read_deployment_by_name", "benchmark/on-demand")
+    run = client_call(
+        deployed.server,
+        "create_flow_run_from_deployment",
+        deployment.id,
+        parameters={"request": {"name": "direct", "models": [model], "tasks": [task]}},
+    )
+    run = wait_for(
+        lambda: (r := client_call(deployed.server, "read_flow_run", run.id)).state.is_final() and r,
+        300,
+        "final state",
+        0.5,
+    )
+    assert run.state.is_failed(), run.state
+    message = run.state.message or ""
+    for problem in (
+        "models[0].base_url: the server's policy does not allow calling this host",
+        "models[0].api_key_env: not a secret the server's policy lets requests use",
+        "tasks[0].dataset: outside the dataset directories the server's policy allows",
+    ):
+        assert problem in message, message
+    assert "TOPSECRET" not in message and "TOPSECRET" not in deployed.worker.log.read_text()
+
+
 def _release_template() -> dict[str, Any]:
     from benchgate.run.release import load_template
 
