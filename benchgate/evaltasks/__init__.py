@@ -41,10 +41,10 @@ def make_task(spec: TaskSpec, *, require_isolation: bool = False) -> EvalTask:
 
 def task_problems(spec: TaskSpec) -> list[str]:
     """Problems with one task entry, each as 'field: message' relative to the task."""
-    if spec.task not in BUILTIN and spec.prompt is None:
+    if spec.task not in BUILTIN and spec.prompt is None and spec.messages is None:
         return [
             f"task: unknown evaluation task {spec.task!r} (built in: {', '.join(BUILTIN_TASKS)}); "
-            "a custom task needs dataset, prompt, target and metrics"
+            "a custom task needs dataset, prompt (or messages), target and metrics"
         ]
     task = make_task(spec)
     problems = task.problems()

@@ -95,7 +95,9 @@ class TaskSpec(StrictModel):
 
     The custom-task settings (docs/custom-tasks.md): `metrics` items are names or {name: {options}};
     `choices` and `tests` name the fields choice-accuracy and pass@k read; `postprocess` lists the
-    steps turning a reply into a prediction.
+    steps turning a reply into a prediction. `messages` names a field holding a whole conversation
+    (instead of a `prompt` template); `epochs` answers each item that many times and scores the mean.
+    Judge metrics (`{rubric: {...}}`, `{pairwise: {...}}` under `metrics`) are docs/custom-tasks.md's.
     """
 
     task: str = Field(pattern=_ID_PATTERN)
@@ -117,6 +119,13 @@ class TaskSpec(StrictModel):
     choices: str | None = None
     tests: str | None = None
     postprocess: list[str | dict[str, Any]] | None = None
+    messages: str | None = None
+    epochs: PositiveInt = 1
+
+    @property
+    def generations_per_item(self) -> int:
+        """Answers asked per item: pass@k's samples, or one per epoch (the two never combine)."""
+        return self.samples * self.epochs
 
 
 class BenchmarkRequest(StrictModel):

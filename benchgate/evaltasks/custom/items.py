@@ -51,8 +51,13 @@ class Items:
             except KeyError:
                 id_problem = ItemProblem("id_field", f"no field {spec.id_field!r} in this row")
         try:
-            system = [{"role": "system", "content": definition.render("system", row)}] if spec.system else []
-            messages = [*system, *shots, {"role": "user", "content": definition.render("prompt", row)}]
+            if spec.messages is not None:
+                messages = conversation(row, spec.messages)
+            else:
+                system = (
+                    [{"role": "system", "content": definition.render("system", row)}] if spec.system else []
+                )
+                messages = [*system, *shots, {"role": "user", "content": definition.render("prompt", row)}]
         except ItemProblem as problem:
             return Item(example_id, None, problem)
         fields: dict[str, Any] = {}
@@ -189,6 +194,37 @@ class Items:
             yield example
         if flagged:
             log.warning("%s: %d rows are not scored (counted as errored items)", self.spec.task, flagged)
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def conversation(row: Row, name: str) -> list[dict[str, str]]:
+    """A chat dataset's conversation as the model's messages: a system message only first, the user's
+    turn last (the model writes the final answer). Problems name positions, never the data."""
+    try:
+        value = lookup(row, name)
+    except KeyError:
+        raise ItemProblem(
+            "messages", f"no field {name!r} in this row (fields: {', '.join(sorted(row))})"
+        ) from None
+    if not isinstance(value, list) or not value:
+        raise ItemProblem("messages", f"{name!r} must be a non-empty list of {{role, content}} messages")
+    messages = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            raise ItemProblem("messages", f"message {i} must have exactly the keys role and content")
+        role, content = message["role"], message["content"]
+        if role not in ROLES or not isinstance(content, str):
+            raise ItemProblem(
+                "messages", f"message {i}: role must be one of {', '.join(ROLES)} and content a string"
+            )
+        if role == "system" and i > 0:
+            raise ItemProblem("messages", f"message {i}: a system message may only come first")
+        messages.append({"role": role, "content": content})
+    if messages[-1]["role"] != "user":
+        raise ItemProblem("messages", "the last message must be the user's (the model answers it)")
+    return messages
 
 
 def target_choice(value: Any, choices: list[str]) -> int | None:

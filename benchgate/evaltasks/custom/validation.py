@@ -44,6 +44,13 @@ def _spec_problems(definition: Definition) -> list[str]:
     problems.extend(f"{field}: {problem}" for field, problem in definition.template_problems().items())
     for i, step in enumerate(spec.postprocess or []):
         problems.extend(f"postprocess[{i}]: {p}" for p in step_problems(step))
+    if spec.messages is not None:
+        for other in ("prompt", "system", "examples"):
+            if getattr(spec, other) is not None:
+                problems.append(
+                    f"{other}: not with `messages` (the conversation is the prompt, its own system "
+                    "message and turns included)"
+                )
     if spec.examples and spec.examples.path is None and spec.examples.n is None:
         problems.append("examples.n: how many few-shot rows to take from the dataset (or give examples.path)")
     return problems
@@ -116,7 +123,7 @@ def _field_problems(definition: Definition, fields: list[str]) -> list[str]:
     for field, template_source in definition.template_sources().items():
         for name in sorted(definition.undeclared(template_source) - set(fields)):
             problems.append(f"{field}: unknown field {name!r} (fields in {name_of_table}: {known})")
-    for field in ("target", "tests", "choices", "id_field"):
+    for field in ("target", "tests", "choices", "id_field", "messages"):
         name = getattr(definition.spec, field)
         if name is None or (field in ("target", "tests") and is_template(name)):
             continue
