@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo install dev system-deps browser-deps test lint server deploy bench clean
+.PHONY: demo install dev system-deps browser-deps postgres-deps test lint server deploy bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ browser-deps:
 	  ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	    || echo "warning: could not install chromium (apt-get install chromium): the HTML report tests need it"; }
 
+# PostgreSQL for the work-pool tests on a PostgreSQL-backed Prefect server (Debian's package; the tests start
+# their own throwaway cluster as the `postgres` user, tests/support/postgres.py).
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+	  ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq postgresql) >/dev/null 2>&1 \
+	    || echo "warning: could not install postgresql (apt-get install postgresql): the PostgreSQL work-pool test needs it"; }
+
 demo: install system-deps
 	$(BIN)/benchgate run examples/quickstart.yaml --out out/quickstart
 
@@ -52,7 +60,7 @@ lint: dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: dev system-deps browser-deps lint
+test: dev system-deps browser-deps postgres-deps lint
 	$(BIN)/pytest -q
 
 server: install

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import SecretStr
+from pydantic import PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = ".benchgate"
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     api_deployment: str | None = None
     evaluate_deployment: str = "evaluate/work-pool"
     policy: str | None = None  # the operator's policy file for requests (benchgate/run/policy.py)
+    # evaluate subflows a benchmark runs at once: SQLite-backed Prefect servers answer "database is
+    # locked" beyond a handful; on PostgreSQL set it to the models x tasks (docs/operations.md)
+    max_concurrent_subflows: PositiveInt = 4
 
     @property
     def token(self) -> str | None:

@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from benchgate.report.build import new_benchmark_id, report_exit_code, skeleton_report
+from benchgate.settings import settings
 from benchgate.spec.report import ReportStatus
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
@@ -21,8 +22,6 @@ from flows.policy import checked_request
 from flows.remote import evaluate_on_pool
 from tasks.history import record_history
 from tasks.report import aggregate, publish
-
-MAX_CONCURRENT_SUBFLOWS = 4  # SQLite-backed Prefect servers answer "database is locked" beyond a handful
 
 
 def _run_name() -> str:
@@ -55,7 +54,7 @@ async def benchmark(
                     for task in parsed.tasks
                     for model in parsed.models
                 ],
-                MAX_CONCURRENT_SUBFLOWS,
+                settings().max_concurrent_subflows,  # 4 unless the server is on PostgreSQL
             )
             report = aggregate(benchmark_id, parsed, results)
             target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))

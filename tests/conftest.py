@@ -80,6 +80,22 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 
 @pytest.fixture(scope="session")
+def prefect_server_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A second server on a throwaway PostgreSQL cluster (tests/support/postgres.py), for the work pool."""
+    from tests.support.postgres import Postgres
+
+    database = Postgres().start()
+    try:
+        server = PrefectServer(tmp_path_factory.mktemp("prefect-home-pg"), database.url).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        database.stop()
+
+
+@pytest.fixture(scope="session")
 def prefect_api(prefect_server: PrefectServer) -> Iterator[str]:
     """In-process flows in this test session talk to the session's server."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings

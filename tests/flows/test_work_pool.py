@@ -1,4 +1,8 @@
-"""`execution: work-pool`: two real workers on one pool run the subflows; the report equals local mode's."""
+"""`execution: work-pool`: two real workers on one pool run the subflows; the report equals local mode's.
+
+Also on a Prefect server backed by PostgreSQL (tests/support/postgres.py), with the SQLite cap on
+concurrent subflows lifted (BENCHGATE_MAX_CONCURRENT_SUBFLOWS), as docs/operations.md recommends.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ DEPLOYMENT = "evaluate/fanout-test"
 DATA = REPO_ROOT / "benchgate" / "data"
 
 
-def request(execution: str) -> dict[str, Any]:
+def fanout_request(execution: str) -> dict[str, Any]:
     return {
         "name": "Fan-out",
         "execution": execution,
@@ -87,9 +91,15 @@ async def runs_of(server: PrefectServer, deployment_name: str) -> list[Any]:
         )
 
 
+SERVERS = {"sqlite": ("prefect_server", 4), "postgresql": ("prefect_server_postgres", 16)}
+
+
+@pytest.mark.parametrize("database", SERVERS)
 def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
-    prefect_server: PrefectServer, tmp_path: Path
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    fixture, max_subflows = SERVERS[database]
+    prefect_server: PrefectServer = request.getfixturevalue(fixture)
     shared_store = tmp_path / "shared-store"
     ensure_pool(prefect_server, POOL)
     prefect_cli(
@@ -108,12 +118,17 @@ def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
     try:
         for execution in ("work-pool", "local"):
             path = tmp_path / f"{execution}.yaml"
-            path.write_text(yaml.safe_dump(request(execution)))
+            path.write_text(yaml.safe_dump(fanout_request(execution)))
             store = shared_store if execution == "work-pool" else tmp_path / "local-store"
-            env = cli_env(prefect_server, store, BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT)
+            env = cli_env(
+                prefect_server,
+                store,
+                BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT,
+                BENCHGATE_MAX_CONCURRENT_SUBFLOWS=str(max_subflows),
+            )
             started = time.monotonic()
             result = run_cli(["run", str(path), "--out", str(tmp_path / execution)], env, timeout=300)
-            print(f"{execution}: benchmark took {time.monotonic() - started:.1f} s")
+            print(f"{database} {execution}: benchmark took {time.monotonic() - started:.1f} s")
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         runs = asyncio.run(runs_of(prefect_server, DEPLOYMENT))
     finally:

@@ -21,8 +21,13 @@ def free_port() -> int:
 
 
 class PrefectServer:
-    def __init__(self, home: Path) -> None:
+    """`database_url`: PREFECT_API_DATABASE_CONNECTION_URL (default SQLite in `home`); `access_log`: a file
+    for uvicorn's access log (one line per API request, how benchmarks count calls)."""
+
+    def __init__(self, home: Path, database_url: str | None = None, access_log: Path | None = None) -> None:
         self.home = home
+        self.database_url = database_url
+        self.access_log = access_log
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.process: subprocess.Popen[bytes] | None = None
@@ -37,8 +42,12 @@ class PrefectServer:
         }
 
     def start(self, timeout: float = 90.0) -> PrefectServer:
-        env = {**os.environ, **self.env(), "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}
+        level = "INFO" if self.access_log else "CRITICAL"
+        env = {**os.environ, **self.env(), "PREFECT_SERVER_LOGGING_LEVEL": level}
         env.pop("PREFECT_API_URL")
+        if self.database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
+        output = self.access_log.open("ab") if self.access_log else None
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -52,10 +61,12 @@ class PrefectServer:
                 str(self.port),
             ],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=output or subprocess.DEVNULL,
+            stderr=output or subprocess.DEVNULL,
             start_new_session=True,
         )
+        if output:
+            output.close()  # the child holds its own descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
