@@ -73,7 +73,7 @@ async def evaluate(
     async with store.exclusive(*generations):  # a second run of this model x task waits, then reuses
         cached = store.reusable_generations(model.id, spec.task) if parsed.cache == "reuse" else {}
         context = ShardContext(
-            benchmark_id, spec.task, info.dataset, info.revision, spec.samples, parsed.cache
+            benchmark_id, spec.task, info.dataset, info.revision, spec.generations_per_item, parsed.cache
         )
         stats, done = GenerationStats(), 0
         progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")

@@ -50,6 +50,15 @@ def task_problems(spec: TaskSpec) -> list[str]:
     problems = task.problems()
     if spec.samples > 1 and not any(m.kind == "pass@k" for m in task.metrics()):
         problems.append("samples: more than one sample per item is only used by pass@k metrics")
+    if spec.epochs > 1:
+        unaveraged = [m.name for m in task.metrics() if m.kind == "pass@k"]
+        if unaveraged:
+            problems.append(
+                f"epochs: {', '.join(unaveraged)} cannot average over epochs (pass@k draws `samples` "
+                "per item instead)"
+            )
+    if spec.messages is not None and spec.task in BUILTIN:
+        problems.append(f"messages: only for custom tasks ({spec.task} builds its own prompts)")
     return problems
 
 

@@ -95,6 +95,19 @@ class EvalTask(ABC):
         metric is the mean of its column, so columns are in report scale.
         """
 
+    def score_epochs(self, examples: list[Example], predictions: dict[str, list[str]]) -> pd.DataFrame:
+        """With `epochs`, each epoch's answers scored as a run of their own, then each item's mean: the
+        item stays the unit (intervals resample items, the gate pairs items), not the answer."""
+        if self.spec.epochs == 1:
+            return self.score(examples, predictions)
+        import pandas as pd
+
+        frames = [
+            self.score(examples, {item: [answers[epoch]] for item, answers in predictions.items()})
+            for epoch in range(self.spec.epochs)
+        ]
+        return pd.concat(frames).groupby("example_id", sort=False).mean().reset_index()
+
     def breakdown(self, scores: pd.DataFrame) -> dict[str, float]:
         """Extra figures for the report's details (e.g. SQuAD's HasAns/NoAns split)."""
         return {}

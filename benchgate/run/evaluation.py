@@ -56,7 +56,7 @@ def score_shard(task: EvalTask, examples: list[Example], rows: list[dict[str, An
     }
     if not complete:
         return pd.DataFrame(columns=["example_id", *(m.name for m in task.metrics())])
-    return task.score(complete, predictions)
+    return task.score_epochs(complete, predictions)
 
 
 def _sample(row: dict[str, Any]) -> int:

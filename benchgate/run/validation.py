@@ -42,6 +42,11 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
                     f"models[{i}].model: unknown builtin model {model.model_name!r} "
                     f"(builtin: {', '.join(MODELS)})"
                 )
+        if model.params.get("temperature") == 0 and any(t.epochs > 1 for t in request.tasks):
+            problems.append(
+                f"models[{i}].params.temperature: epochs repeat each item to average over varied answers; "
+                "temperature 0 would give the same answer every epoch"
+            )
         if model.api_key_env and model.api_key_secret:
             problems.append(f"models[{i}]: give api_key_env or api_key_secret, not both")
     task_names: dict[str, int] = {}

@@ -1,4 +1,4 @@
-"""Chat datasets: a custom task whose `messages` field holds the whole conversation; its problems name the field."""
+"""Chat datasets: a custom task whose `messages` field holds the whole conversation."""
 
 from __future__ import annotations
 
