@@ -18,6 +18,7 @@ from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
+from flows.judging import compare_pairwise
 from flows.policy import checked_request
 from flows.remote import evaluate_on_pool
 from tasks.history import record_history
@@ -53,9 +54,11 @@ async def benchmark(
                     functools.partial(_evaluate, parsed, model.id, task.task, benchmark_id, store)
                     for task in parsed.tasks
                     for model in parsed.models
+                    if not model.judge_only
                 ],
                 settings().max_concurrent_subflows,  # 4 unless the server is on PostgreSQL
             )
+            results = await compare_pairwise(parsed, results, benchmark_id, store)
             report = aggregate(benchmark_id, parsed, results)
             target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
             decision = None

@@ -13,6 +13,7 @@ from prefect.utilities.annotations import quote
 
 from benchgate.errors import DatasetError, ProviderConfigError, SandboxError
 from benchgate.evaltasks import make_task, metric_infos
+from benchgate.judges import RubricJudging
 from benchgate.providers import create_provider
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import GenerationStats, TaskResult, summarize
@@ -23,6 +24,7 @@ from flows.concurrency import bounded_gather
 from scorers.sandbox import SandboxUnavailable, isolation_mode
 from tasks.examples import load_examples
 from tasks.generate import generate
+from tasks.judge import judge
 from tasks.score import score
 
 
@@ -78,6 +80,7 @@ async def evaluate(
         stats, done = GenerationStats(), 0
         progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
         provider = create_provider(model)
+        judging = RubricJudging.create(parsed, eval_task, benchmark_id, store, info.dataset)
         shard_size = spec.shard_size or 100
         in_flight = shards_in_flight(model.concurrency, shard_size)
         ahead = items_ahead(model.concurrency, shard_size)
@@ -101,6 +104,8 @@ async def evaluate(
                 raise generated
             stats.add(generated.rows, generated.requests, generated.reused)
             scored = await score(eval_task, shard, quote(examples), quote(generated.rows))  # type: ignore[call-overload]
+            if judging is not None and judging.rubrics:
+                scored = await judge(judging, shard, quote(examples), quote(generated.rows), quote(scored))  # type: ignore[call-overload]
             done += 1
             await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
             return scored
@@ -118,9 +123,15 @@ async def evaluate(
         finally:
             await producer.aclose()
             await provider.aclose()
+            if judging is not None:
+                await judging.aclose()
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["example_id"])
+    if judging is not None:
+        scores = judging.complete(scores)
     store.write_scores(benchmark_id, model.id, spec.task, scores)
     result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget)
+    if judging is not None:
+        judging.record(result)
     logger.info(
         "%s · %s: %s (%d requests, %d reused, %d errored items)",
         model_id,

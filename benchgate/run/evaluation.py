@@ -90,6 +90,7 @@ class TaskResult:
     attempts: int = 0
     timeouts: int = 0
     latency_p95_with_timeouts_ms: float | None = None
+    judge: dict[str, Any] | None = None  # judge metrics' calls, errors, tokens, cost (benchgate.judges)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

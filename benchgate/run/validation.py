@@ -58,8 +58,31 @@ def _semantic_problems(request: BenchmarkRequest) -> list[str]:
             problems.append(f"tasks[{i}].path: file not found: {task.path}")
             continue
         problems.extend(f"tasks[{i}].{p}" for p in task_problems(task))
+        problems.extend(_judge_model_problems(request, i))
     if request.gate:
         problems.extend(_gate_problems(request))
+    return problems
+
+
+def _judge_model_problems(request: BenchmarkRequest, index: int) -> list[str]:
+    """A judge metric's judge and baseline are models of the request, the baseline one that is evaluated."""
+    from benchgate.spec.judge import PairwiseMetric, judge_metrics
+
+    models = {m.id: m for m in request.models}
+    problems = []
+    for i, judge in judge_metrics(request.tasks[index].metrics):
+        where = f"tasks[{index}].metrics[{i}].{'pairwise' if isinstance(judge, PairwiseMetric) else 'rubric'}"
+        if judge.judge not in models:
+            problems.append(
+                f"{where}.judge: no model {judge.judge!r} in `models` (models: {', '.join(models)})"
+            )
+        if isinstance(judge, PairwiseMetric) and judge.baseline is not None:
+            baseline = models.get(judge.baseline)
+            if baseline is None or baseline.judge_only:
+                problems.append(
+                    f"{where}.baseline: no evaluated model {judge.baseline!r} in `models` "
+                    f"(models: {', '.join(m for m in models if not models[m].judge_only)})"
+                )
     return problems
 
 
@@ -92,7 +115,7 @@ def _gate_problems(request: BenchmarkRequest) -> list[str]:
     task_specs = {t.task: t for t in reversed(request.tasks)}  # a duplicated name: its first spec
     return rule_name_problems(
         request.gate,
-        {m.id for m in request.models},
+        {m.id for m in request.models if not m.judge_only},
         task_specs.keys(),
         lambda task: metric_names_for(task_specs[task]),
         prefix="gate.",

@@ -193,6 +193,17 @@ class MetricStats(BaseModel):
     n: int = 0
 
 
+class JudgeDetails(BaseModel):
+    """What the judge metrics of one (model, task) cost: beside the candidate's own figures, not in them."""
+
+    models: list[str] = Field(default_factory=list)
+    requests: int = 0
+    reused: int = 0
+    errors: int = 0  # items left out for a failed or unreadable verdict (counted in n_errors too)
+    tokens: dict[str, int] = Field(default_factory=dict)
+    cost_usd: float | None = None
+
+
 class TaskDetails(BaseModel):
     """What one (model, evaluation task) pair measured beyond its results row, in report.json's key order."""
 
@@ -217,6 +228,7 @@ class TaskDetails(BaseModel):
     attempts: int | None = None  # HTTP attempts in this run, retries included: retries = attempts - requests
     timeouts: int | None = None  # attempts that timed out (each then retried, or the item failed)
     latency_p95_with_timeouts_ms: float | None = None  # p95 with timed-out attempts at the timeout
+    judge: JudgeDetails | None = None  # with judge metrics only: the judges' calls (absent otherwise)
 
     def detail_value(self, metric: str) -> float | None:
         """One of DETAIL_METRICS as the gate compares it."""
@@ -265,6 +277,10 @@ class Report(BaseModel):
         for key in ("details", "gate", "error"):
             if data[key] is None:
                 del data[key]
+        for per_model in (data.get("details") or {}).values():
+            for details in per_model.values():
+                if details["judge"] is None:  # reports without judge metrics keep the shape they had
+                    del details["judge"]
         if self.gate is not None:
             data["gate"] = self.gate.to_dict()
         return data

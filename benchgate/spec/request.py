@@ -48,6 +48,7 @@ class ModelSpec(StrictModel):
     retry_budget_seconds: PositiveFloat = 600.0
     organization: str | None = None  # openai: OpenAI-Organization header
     project: str | None = None  # openai: OpenAI-Project header
+    judge_only: bool = False  # serves judge metrics only: not evaluated on the tasks itself
 
     @property
     def model_name(self) -> str:

@@ -22,6 +22,7 @@ In a test:
 
 As a separate process (benchmarks, end-to-end tests):
     python -m tests.support.chat_servers --port 0 --latency 0.1 [--fault 429=0.2 --fault 500=0.1]
+    (`--reply judge` answers benchgate's judge prompts, see judge())
 prints `{"port": N, "url": "http://127.0.0.1:N"}` as its first stdout line and serves until killed.
 """
 
@@ -32,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import signal
 import sys
 import threading
@@ -118,6 +120,47 @@ ReplyFunction = Callable[[ChatRequest], "str | Reply"]
 def echo(request: ChatRequest) -> str:
     """The default reply: deterministic, and different for every prompt."""
     return f"echo: {request.prompt}"
+
+
+JUDGE_GARBLE = "(judge: garble)"
+"""An item whose conversation holds this gets a verdict no parser accepts from `judge`."""
+GENERIC_REPLY = "Thanks for reaching out! A colleague will look into this and get back to you."
+
+
+def _section(prompt: str, title: str) -> str | None:
+    """The paragraph under `[title]` in one of benchgate's built-in judge prompts."""
+    match = re.search(rf"\[{re.escape(title)}\]\n(.*?)(?:\n\n|\Z)", prompt, re.S)
+    return match.group(1).strip() if match else None
+
+
+def _holds(answer: str, reference: str) -> bool:
+    return bool(reference) and reference.strip().lower() in answer.lower()
+
+
+def judge(request: ChatRequest) -> str:
+    """A deterministic judge for benchgate's built-in rubric and pairwise prompts, computed from the input.
+
+    Rubric: `Score: 4` when the graded answer contains the reference, `Score: 1` otherwise (a reasoning
+    line first). Pairwise: the reply containing the reference wins; when neither or both do, it prefers
+    position A (a position-biased judge, so the two orders disagree and the item is a tie). A conversation
+    holding JUDGE_GARBLE gets a reply without a verdict. Any other request gets GENERIC_REPLY, so one
+    server can play a weak candidate and the judge in a demo.
+    """
+    prompt = request.prompt
+    if JUDGE_GARBLE in prompt and ("[Answer to grade]" in prompt or "[Reply A]" in prompt):
+        return "Hmm, hard to say. Both have merit."
+    reference = _section(prompt, "Reference answer") or ""
+    graded = _section(prompt, "Answer to grade")
+    if graded is not None:
+        return f"Compared with the reference.\nScore: {4 if _holds(graded, reference) else 1}"
+    first, second = _section(prompt, "Reply A"), _section(prompt, "Reply B")
+    if first is not None and second is not None:
+        winner = "B" if _holds(second, reference) and not _holds(first, reference) else "A"
+        return f"Compared both replies.\nWinner: {winner}"
+    return GENERIC_REPLY
+
+
+REPLIES: dict[str, ReplyFunction] = {"echo": echo, "judge": judge}
 
 
 class ChatServer:
@@ -493,6 +536,7 @@ def _parse_fault(text: str) -> tuple[int, float]:
 
 async def _serve(args: argparse.Namespace) -> None:
     server = ChatServer(
+        REPLIES[args.reply],
         latency=args.latency,
         host=args.host,
         port=args.port,
@@ -521,6 +565,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--retry-after", default=None, help="Retry-After header sent with injected 429s")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reply", choices=sorted(REPLIES), default="echo", help="judge: see judge()")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

@@ -14,6 +14,13 @@ from benchgate.datasets.tabular import Row, Table
 from benchgate.evaltasks.base import MetricInfo, registry_metric
 from benchgate.evaltasks.custom import templating
 from benchgate.evaltasks.custom.rows import ItemProblem, LimitProblem, is_template, lookup
+from benchgate.spec.judge import (
+    PAIRWISE_VARIABLES,
+    RUBRIC_VARIABLES,
+    JudgeMetric,
+    RubricMetric,
+    judge_metrics,
+)
 from benchgate.spec.request import TaskSpec
 from scorers.metrics import METRICS, Metric
 from scorers.metrics.multiple_choice import LETTERS
@@ -23,6 +30,13 @@ from scorers.passk import default_ks
 def lettered(choices: Iterable[Any]) -> str:
     """Jinja filter: ['Paris', 'Rome'] -> 'A. Paris\\nB. Rome', the usual multiple-choice layout."""
     return "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(choices))
+
+
+def judge_info(judge: JudgeMetric) -> MetricInfo:
+    """Judge metrics are percents: a rubric's score of its scale's range, pairwise the win rate; a
+    pass/fail rubric (a scale of two points) is binary, so the gate pairs it with McNemar's test."""
+    binary = isinstance(judge, RubricMetric) and judge.bounds[1] - judge.bounds[0] == 1
+    return MetricInfo(judge.metric_name, "binary" if binary else "continuous", "percent")
 
 
 class Definition:
@@ -68,7 +82,32 @@ class Definition:
         return self.spec.k or default_ks(self.spec.samples)
 
     def metrics(self) -> list[MetricInfo]:
-        return [registry_metric(column) for metric, _ in self.chosen for column in metric.columns(self.ks())]
+        registry = [
+            registry_metric(column) for metric, _ in self.chosen for column in metric.columns(self.ks())
+        ]
+        return registry + [judge_info(judge) for judge in self.judges]
+
+    # judge metrics ---------------------------------------------------------------------------
+    @cached_property
+    def judges(self) -> list[JudgeMetric]:
+        """The valid judge metrics (`{rubric: ...}`, `{pairwise: ...}`), in request order."""
+        return [metric for _, metric in judge_metrics(self.spec.metrics)]
+
+    def judge_variables(self, judge: JudgeMetric) -> set[str]:
+        """The variables a judge's template uses; SyntaxError-like jinja2 errors propagate."""
+        return self.undeclared(judge.template)
+
+    @cached_property
+    def judge_fields(self) -> set[str]:
+        """The dataset fields the judges' templates read: kept on each item for the judge step."""
+        fields: set[str] = set()
+        for judge in self.judges:
+            own = RUBRIC_VARIABLES if isinstance(judge, RubricMetric) else PAIRWISE_VARIABLES
+            try:
+                fields |= self.judge_variables(judge) - set(own)
+            except jinja2.TemplateError:
+                continue  # reported by validation
+        return fields
 
     # templates -------------------------------------------------------------------------------
     def template_sources(self) -> dict[str, str]:

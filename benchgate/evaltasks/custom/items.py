@@ -72,6 +72,10 @@ class Items:
                 if not isinstance(tests, str) or not tests.strip():
                     raise ItemProblem("tests", f"no test code in {spec.tests!r} for this row")
                 fields["tests"] = tests
+            if definition.judge_fields:  # what the judges' templates read besides answers and references
+                fields["judge_inputs"] = {
+                    name: row[name] for name in sorted(definition.judge_fields) if name in row
+                }
             for metric, _ in definition.chosen:
                 if metric.needs_reference:
                     reason = reference_problem(metric.name, references, fields)

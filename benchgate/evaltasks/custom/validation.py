@@ -10,12 +10,22 @@ from __future__ import annotations
 import itertools
 from typing import get_args
 
+import jinja2
+
 from benchgate.datasets.tabular import BadRow, Row
 from benchgate.errors import DatasetError
 from benchgate.evaltasks.custom.definition import Definition
 from benchgate.evaltasks.custom.items import Items
 from benchgate.evaltasks.custom.postprocess import step_problems
 from benchgate.evaltasks.custom.rows import ItemProblem, LimitProblem, is_template
+from benchgate.spec.judge import (
+    JUDGE_KINDS,
+    PAIRWISE_VARIABLES,
+    RUBRIC_VARIABLES,
+    RubricMetric,
+    judge_metric,
+    judge_metrics,
+)
 from scorers.metrics import METRICS, lookup, option_problems
 from scorers.metrics.entry import Need
 
@@ -67,6 +77,9 @@ def _metric_problems(definition: Definition) -> list[str]:
             problems.append(f"metrics[{i}]: expected a metric name or {{name: {{options}}}}, got {entry}")
             continue
         name, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        if name in JUDGE_KINDS and isinstance(entry, dict):
+            problems.extend(_judge_problems(definition, i, name, options, seen))
+            continue
         if not isinstance(options, dict):
             problems.append(f"metrics[{i}]: options of {name} must be a mapping, e.g. {{{name}: {{...}}}}")
             continue
@@ -93,6 +106,31 @@ def _metric_problems(definition: Definition) -> list[str]:
         too_big = [k for k in definition.ks() if k > spec.samples]
         if too_big:
             problems.append(f"k: pass@{too_big[0]} needs samples >= {too_big[0]} (samples is {spec.samples})")
+    return problems
+
+
+def _judge_problems(definition: Definition, i: int, kind: str, options: object, seen: set[str]) -> list[str]:
+    """A judge metric's own settings and template; its models are checked against `models` by the
+    request's validation (benchgate.run.validation), its template's fields against the data below."""
+    judge, problems = judge_metric(kind, options)
+    where = f"metrics[{i}].{kind}"
+    problems = [f"{where}.{p}" if not p.startswith("(") else f"{where}: {p}" for p in problems]
+    if judge is None or problems:
+        return problems
+    if judge.metric_name in seen or judge.metric_name in METRICS:
+        problems.append(
+            f"{where}.name: {judge.metric_name} is already a metric of this task; name it otherwise"
+        )
+    seen.add(judge.metric_name)
+    try:
+        used = definition.judge_variables(judge)
+    except jinja2.TemplateSyntaxError as error:
+        field = "rubric" if isinstance(judge, RubricMetric) else "prompt"
+        return [*problems, f"{where}.{field}: template syntax error at line {error.lineno}: {error.message}"]
+    if used & {"reference", "references"} and definition.spec.target is None:
+        problems.append(f"target: required by {judge.metric_name} (its template reads the reference)")
+    if not isinstance(judge, RubricMetric) and not {"answer_a", "answer_b"} <= used:
+        problems.append(f"{where}.prompt: must show both answers (answer_a and answer_b)")
     return problems
 
 
@@ -123,6 +161,14 @@ def _field_problems(definition: Definition, fields: list[str]) -> list[str]:
     for field, template_source in definition.template_sources().items():
         for name in sorted(definition.undeclared(template_source) - set(fields)):
             problems.append(f"{field}: unknown field {name!r} (fields in {name_of_table}: {known})")
+    for i, judge in judge_metrics(definition.spec.metrics):
+        kind, field = ("rubric", "rubric") if isinstance(judge, RubricMetric) else ("pairwise", "prompt")
+        own = RUBRIC_VARIABLES if kind == "rubric" else PAIRWISE_VARIABLES
+        for name in sorted(definition.judge_variables(judge) - set(own) - set(fields)):
+            problems.append(
+                f"metrics[{i}].{kind}.{field}: unknown variable {name!r} (judge variables: {', '.join(own)}; "
+                f"fields in {name_of_table}: {known})"
+            )
     for field in ("target", "tests", "choices", "id_field", "messages"):
         name = getattr(definition.spec, field)
         if name is None or (field in ("target", "tests") and is_template(name)):
