@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo install dev system-deps browser-deps postgres-deps test lint server deploy bench clean
+.PHONY: demo install dev system-deps browser-deps postgres-deps test lint server deploy automations bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,8 +74,13 @@ deploy: install
 	$(BIN)/prefect --no-prompt deploy --all
 	$(BIN)/prefect worker start --pool $(POOL) --limit 4
 
+# With `make server` running and a Webhook block `benchgate-alerts` saved: deployments/automations.yaml.
+automations: export PREFECT_API_URL ?= http://127.0.0.1:4200/api
+automations: install
+	$(BIN)/python -m deployments.automations
+
 bench: dev
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in $(filter-out bench/record_import_fixtures.py,$(wildcard bench/*.py)); do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf out .benchgate .pytest_cache .ruff_cache
