@@ -18,8 +18,9 @@ import pytest
 from benchgate.interfaces.client import ApiClient
 from benchgate.report.build import report_exit_code
 from benchgate.run.release import release_payload, release_request
-from tests.interfaces.server import TOKEN, ApiServer
 from tests.conftest import REPO_ROOT, cli_env, run_cli
+from tests.interfaces.server import TOKEN, ApiServer
+from tests.support.chat_servers import ChatServer
 from tests.support.prefect_server import PrefectServer
 from tests.support.prefect_workers import Worker, ensure_pool, prefect_cli, wait_for
 
@@ -183,6 +184,54 @@ def test_model_released_event_runs_the_gated_template(deployed: Deployed, tmp_pa
     assert {"benchmark:Release check · cand-1", "model:cand-1", "release", "candidate:cand-1"} <= set(
         evaluate_run.tags
     )
+
+
+@pytest.mark.slow
+def test_a_release_that_fails_the_gate_ends_failed_with_its_reports_written(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """Automations and notifications see the state: a regressed candidate is a Failed run."""
+    env = cli_env(deployed.server, tmp_path)
+    with ChatServer(reply=lambda request: "I could not say.") as server:
+        result = run_cli(
+            [
+                "release",
+                "cand-bad",
+                "--provider",
+                "openai-compatible",
+                "--model",
+                "bad",
+                "--base-url",
+                server.url + "/v1",
+            ],
+            env,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        run = wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in runs_of(deployed.server, "benchmark/on-model-release")
+                    if r.name == "release · cand-bad"
+                ),
+                None,
+            ),
+            60,
+            "the release flow run",
+        )
+        run = wait_for(
+            lambda: (r := client_call(deployed.server, "read_flow_run", run.id)).state.is_final() and r,
+            300,
+            "final state",
+            0.5,
+        )
+    assert run.state.is_failed(), deployed.worker.log.read_text()[-4000:]
+    assert "the gate failed (exit 1)" in (run.state.message or "")
+    benchmark_id = (run.state.message or "").split()[1]
+    report = json.loads((deployed.store / "reports" / benchmark_id / "report.json").read_text())
+    assert report["status"] == "completed" and report["gate"]["decision"] == "fail"
+    assert (deployed.store / "reports" / benchmark_id / "report.md").is_file()
 
 
 @pytest.mark.slow
