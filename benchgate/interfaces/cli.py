@@ -101,17 +101,25 @@ def run(
     store: StoreOption = None,
 ) -> None:
     """Run the benchmark flow and the gate."""
+    from benchgate.interfaces.embedded import EmbeddedServer
     from benchgate.run.policy import configured_policy, request_check
 
     # Your own run: held to a policy only when BENCHGATE_POLICY names one.
     parsed = load_request(request, check=request_check(configured_policy(), store or settings().store))
-    preflight(parsed)
     quiet_prefect()
-    from flows.benchmark import benchmark
+    server = EmbeddedServer.start_if_unconfigured()  # boots while Prefect is imported below
+    try:
+        preflight(parsed)
+        from flows.benchmark import benchmark
 
-    result = asyncio.run(
-        benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
-    )
+        if server is not None:
+            server.wait_ready()
+        result = asyncio.run(
+            benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
+        )
+    finally:
+        if server is not None:
+            server.stop()
     print_summary(Report.model_validate(result["report"]), result["exit_code"])
     if out:
         typer.echo(f"outputs in {out}")
@@ -211,6 +219,30 @@ def export(
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, writer.render(rows))
     typer.echo(f"{len(rows)} rows written to {target}")
+
+
+@app.command("import")
+@user_errors
+def import_runs(
+    files: list[Path] = typer.Argument(
+        ..., help="lm-eval --log_samples output (samples_*.jsonl or results_*.json) or Inspect AI logs."
+    ),
+    name: str = typer.Option("imported", "--name", help="The benchmark's name."),
+    store: StoreOption = None,
+) -> None:
+    """Store other tools' per-item results as one benchmark; prints its id and report.json for `gate`."""
+    from benchgate.imports import import_files
+    from benchgate.store import Store
+
+    stored = Store(store)
+    report, runs = import_files(files, stored, name)
+    for run in runs:
+        n = report.pair_details(run.task, run.model).n
+        typer.echo(f"{run.tool}: {run.model} on {run.task}, {n} items scored ({run.source})")
+        for note in run.skipped:
+            typer.echo(f"  not imported: {note}")
+    typer.echo(f"benchmark {report.benchmark_id}")
+    typer.echo(f"report {stored.report_path(report.benchmark_id, 'report.json')}")
 
 
 @app.command()
