@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import GENERIC_REPLY, JUDGE_GARBLE, ChatRequest, ChatServer, judge
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_rubric_and_pairwise_judges_with_epochs_on_a_chat_dataset(
                     "metric": "correctness",
                     "better_than": "baseline",
                 },
-            ]
+            ],
         },
     }
     (tmp_path / "request.yaml").write_text(yaml.safe_dump(request))
@@ -198,3 +198,25 @@ def test_judge_problems_exit_2_before_any_call(tmp_path: Path, prefect_server, s
     ):
         assert message in result.stderr, result.stderr
     assert server.count == 0
+
+
+def test_the_shipped_judged_example_gates_the_fine_tune(tmp_path: Path, prefect_server) -> None:
+    """examples/judged/request.yaml as its comment says to run it, the local judge server on port 8765."""
+    with ChatServer(reply=judge, port=8765):
+        out = tmp_path / "out"
+        result = run_cli(
+            ["run", str(REPO_ROOT / "examples" / "judged" / "request.yaml"), "--out", str(out)],
+            cli_env(prefect_server, tmp_path / "store"),
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    results = {row["model"]: row for row in report["report"]["support-chat"]["results"]}
+    # The fine-tune answers with the reference (Score: 4 of 1-5, and wins both orders); the baseline does not.
+    assert results["finetune"] == {
+        "model": "finetune",
+        "contains": 100.0,
+        "correctness": 75.0,
+        "win-rate": 100.0,
+    }
+    assert results["baseline"]["correctness"] == 0.0
+    assert report["gate"]["decision"] == "pass"
