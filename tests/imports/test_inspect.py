@@ -67,6 +67,16 @@ def test_correct_and_incorrect_become_1_and_0_and_numbers_stay() -> None:
     assert set(baseline["match"]) == {0.0, 1.0}
 
 
+def test_an_eval_log_with_deflated_members_reads_the_same(tmp_path: Path) -> None:
+    """Inspect versions before zstd wrote the same members deflated."""
+    log, deflated = inspect_eval_logs()[0], tmp_path / "deflated.eval"
+    with zipfile.ZipFile(log) as source, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            target.writestr(name, json.dumps(_member(log, source, name)))
+    (original,), (rewritten,) = read_file(log), read_file(deflated)
+    assert rewritten.scores.equals(original.scores) and rewritten.reported == original.reported
+
+
 def test_the_json_log_reads_like_the_eval_log_of_the_same_model() -> None:
     log = inspect_json_log()
     (run,) = read_file(log)
@@ -109,3 +119,10 @@ def test_a_sample_without_an_id_is_refused(tmp_path: Path) -> None:
     path = _json_log(tmp_path, lambda data: data["samples"][3].pop("id"))
     with pytest.raises(DatasetError, match="a sample without an id"):
         read_file(path)
+
+
+def test_a_scorer_without_one_number_per_item_is_left_out_and_said(tmp_path: Path) -> None:
+    path = _json_log(tmp_path, lambda data: data["samples"][2]["scores"]["f1"].update(value={"a": 1}))
+    (run,) = read_file(path)
+    assert list(run.scores.columns) == ["example_id", "match"]
+    assert run.skipped == ["f1: the value for item arith-02 is not one number"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from benchgate.errors import DatasetError
-from benchgate.imports import read_file
+from benchgate.imports import import_files, read_file
+from benchgate.store import Store
 from tests.imports.recorded import (
     BASELINE_WRONG,
     CANDIDATE_VERBOSE,
@@ -85,3 +86,8 @@ def test_an_item_without_a_doc_id_is_refused(tmp_path: Path) -> None:
     samples.write_text("\n".join(lines) + "\n")
     with pytest.raises(DatasetError, match="line 5: an item without a doc_id"):
         read_file(samples)
+
+
+def test_samples_and_results_of_one_run_given_together_import_once(tmp_path: Path) -> None:
+    report, runs = import_files(lm_eval_files(MODELS[0]), Store(str(tmp_path / "store")), "once")
+    assert len(runs) == 1 and report.pair_details(TASK, MODELS[0]).n == ITEMS
