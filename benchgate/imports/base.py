@@ -40,7 +40,9 @@ def sniff(path: Path) -> Content:
             return Content(path, "zip", archive.namelist())
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        return Content(path, "other")  # binary, and no zip: no format read here
+    except OSError as error:
         raise DatasetError(f"{path}: cannot read: {error}") from None
     try:
         return Content(path, "json", json.loads(text))

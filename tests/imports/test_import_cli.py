@@ -112,9 +112,14 @@ def test_a_json_and_an_eval_log_pair_on_the_items_they_share(tmp_path: Path) -> 
 
 
 def test_a_file_of_an_unknown_format_names_the_formats_read(tmp_path: Path) -> None:
-    error = _refused(tmp_path / "store", lm_eval_files(MODELS[0])[0], FIXTURES / "arithmetic.jsonl")
-    assert "arithmetic.jsonl: not a log benchgate can import" in error
-    assert "lm-evaluation-harness 0.4.x" in error and "Inspect AI eval logs, log format version 2" in error
+    binary = tmp_path / "scores.parquet"
+    binary.write_bytes(b"PAR1\xff\xfe")
+    for unknown in (FIXTURES / "arithmetic.jsonl", binary):  # JSON lines of no tool, and no text at all
+        error = _refused(tmp_path / "store", lm_eval_files(MODELS[0])[0], unknown)
+        assert f"{unknown.name}: not a log benchgate can import" in error
+        assert (
+            "lm-evaluation-harness 0.4.x" in error and "Inspect AI eval logs, log format version 2" in error
+        )
 
 
 def test_runs_with_no_items_in_common_are_refused(tmp_path: Path) -> None:
