@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 from typing import Any
+from uuid import UUID
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -16,7 +18,7 @@ from benchgate.evaltasks import make_task, metric_infos
 from benchgate.judges import RubricJudging
 from benchgate.providers import create_provider
 from benchgate.run.engine import ShardContext, ShardProducer
-from benchgate.run.evaluation import GenerationStats, TaskResult, summarize
+from benchgate.run.evaluation import GenerationStats, TaskResult, plan_shards, summarize
 from benchgate.run.validation import parse_request
 from benchgate.spec.request import BenchmarkRequest, TaskSpec
 from benchgate.store import Store, partition_name
@@ -26,6 +28,8 @@ from tasks.examples import load_examples
 from tasks.generate import generate
 from tasks.judge import judge
 from tasks.score import score
+
+PROGRESS_SECONDS = 2.0
 
 
 def shards_in_flight(concurrency: int, shard_size: int) -> int:
@@ -77,43 +81,46 @@ async def evaluate(
         context = ShardContext(
             benchmark_id, spec.task, info.dataset, info.revision, spec.generations_per_item, parsed.cache
         )
-        stats, done = GenerationStats(), 0
+        stats = GenerationStats()
         progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
         provider = create_provider(model)
         judging = RubricJudging.create(parsed, eval_task, benchmark_id, store, info.dataset)
-        shard_size = spec.shard_size or 100
-        in_flight = shards_in_flight(model.concurrency, shard_size)
-        ahead = items_ahead(model.concurrency, shard_size)
+        shards = plan_shards(info, spec.shard_size)
+        shard_items = (spec.shard_size or 100) * max((len(groups) for groups in shards), default=1)
+        in_flight = shards_in_flight(model.concurrency, shard_items)
+        ahead = items_ahead(model.concurrency, shard_items)
         producer = ShardProducer(
             provider,
             context,
             cached,
             store,
-            lambda shard: store.read_example_shard(info.digest, shard),
-            info.n_shards,
+            functools.partial(store.read_example_shard, info.digest),
+            shards,
             max_items_ahead=ahead,
-            max_shards_ahead=2 * in_flight + math.ceil(ahead / max(1, shard_size)),
+            max_shards_ahead=2 * in_flight + math.ceil(ahead / shard_items),
         )
 
         async def run_shard(shard: int) -> pd.DataFrame:
-            nonlocal done
             examples = await producer.examples(shard)
             # quote() keeps Prefect from walking the argument; Prefect unwraps it before the call.
             generated = await generate(provider, shard, context, quote(producer))  # type: ignore[call-overload]
             if isinstance(generated, ProviderConfigError):
                 raise generated
             stats.add(generated.rows, generated.requests, generated.reused)
-            scored = await score(eval_task, shard, quote(examples), quote(generated.rows))  # type: ignore[call-overload]
+            scored = await score(  # type: ignore[call-overload]
+                eval_task, shard, quote(examples), quote(generated.rows), store, info.digest, shards[shard]
+            )
             if judging is not None and judging.rubrics:
                 scored = await judge(judging, shard, quote(examples), quote(generated.rows), quote(scored))  # type: ignore[call-overload]
-            done += 1
-            await aupdate_progress_artifact(progress, 100.0 * done / info.n_shards)
             return scored
 
         producer.start()
+        reporter = asyncio.create_task(
+            _report_progress(progress, producer, info.n_examples * context.samples)
+        )
         try:
             frames = await bounded_gather(
-                [functools.partial(run_shard, shard) for shard in range(info.n_shards)], in_flight
+                [functools.partial(run_shard, shard) for shard in range(len(shards))], in_flight
             )
         except ProviderConfigError as error:
             logger.error("%s refused the configuration: %s", model_id, error)
@@ -121,10 +128,12 @@ async def evaluate(
                 model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
             ).to_dict()
         finally:
+            reporter.cancel()
             await producer.aclose()
             await provider.aclose()
             if judging is not None:
                 await judging.aclose()
+    await aupdate_progress_artifact(progress, 100.0)
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["example_id"])
     if judging is not None:
         scores = judging.complete(scores)
@@ -142,3 +151,13 @@ async def evaluate(
         result.n_errors,
     )
     return result.to_dict()
+
+
+async def _report_progress(progress: UUID, producer: ShardProducer, total: int) -> None:
+    """The progress artifact every few seconds, by item: a shard is too coarse a step to watch."""
+    shown = 0
+    while total:
+        await asyncio.sleep(PROGRESS_SECONDS)
+        if producer.items_done != shown:
+            shown = producer.items_done
+            await aupdate_progress_artifact(progress, min(100.0, 100.0 * shown / total))

@@ -1,4 +1,4 @@
-"""Prefect task: score one shard's generations (CPU work off the event loop)."""
+"""Prefect task: score one shard's generations (CPU work off the event loop), reusing earlier scores."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from benchgate.evaltasks.base import EvalTask
-from benchgate.run.evaluation import score_shard
+from benchgate.run.evaluation import score_key, score_shard_reusing
 from benchgate.spec.example import Example
+from benchgate.store import Store
 
 
 @task(
@@ -21,6 +22,18 @@ from benchgate.spec.example import Example
     cache_policy=NO_CACHE,
 )
 async def score(
-    eval_task: EvalTask, shard: int, examples: list[Example], rows: list[dict[str, Any]]
+    eval_task: EvalTask,
+    shard: int,
+    examples: list[Example],
+    rows: list[dict[str, Any]],
+    store: Store,
+    examples_digest: str,
+    groups: range,
 ) -> pd.DataFrame:
-    return await asyncio.to_thread(score_shard, eval_task, examples, rows)
+    """The store's content-addressed scores are the cache (same examples, same outputs), not Prefect's."""
+
+    def run() -> pd.DataFrame:
+        key = score_key(eval_task, examples_digest, groups, rows)
+        return score_shard_reusing(store, eval_task, key, examples, rows)
+
+    return await asyncio.to_thread(run)

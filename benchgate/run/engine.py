@@ -149,18 +149,28 @@ async def _ask(provider: Provider, example: Example, sample_index: int, row: dic
         )
 
 
-_Started = tuple[list[Example], GenerationWriter, "asyncio.Task[ShardGenerations]"]
+@dataclass
+class _Started:
+    """A shard whose first row group has started: its examples and generations so far, one journal."""
+
+    writer: GenerationWriter
+    examples: list[Example] = field(default_factory=list)
+    groups: list[asyncio.Task[ShardGenerations]] = field(default_factory=list)
+    complete: asyncio.Event = field(default_factory=asyncio.Event)  # set when production stops
+    all_started: bool = False  # False when the examples file failed mid-shard
 
 
 class ShardProducer:
     """Starts each shard's generation ahead of its Prefect task, so slots never wait on orchestration.
 
-    The Prefect task of a shard (tasks/generate.py) only collects what the producer started: a
-    shard waiting for its slowest item's retry chain, or a Prefect API call that stalls (SQLite
-    busy), no longer holds back the items of the following shards. Each shard still has its own
-    journal, written as every item finishes, and its own Parquet part, written when its task
-    takes it. Two bounds: `max_items_ahead` unfinished requests (enough to keep every slot busy
-    while items sleep in backoff) and `max_shards_ahead` shards started but not yet taken (memory).
+    A shard is what Prefect records and retries (a few per model x task); it spans row groups of the
+    examples file, which the producer reads and starts one at a time, so memory follows the items
+    in flight, not the shard's size. The Prefect task of a shard (tasks/generate.py) only collects
+    what the producer started: a shard waiting for its slowest item's retry chain, or a Prefect
+    API call that stalls (SQLite busy), does not hold back the items of the following shards. Each
+    shard has its own journal, written as every item finishes, and its own Parquet part, written
+    when its task takes it. Two bounds: `max_items_ahead` unfinished requests (enough to keep every
+    slot busy while items sleep in backoff) and `max_shards_ahead` shards started but not yet taken.
     """
 
     def __init__(
@@ -169,14 +179,14 @@ class ShardProducer:
         context: ShardContext,
         cached: dict[str, dict[str, Any]],
         store: Store,
-        read_shard: Callable[[int], list[Example]],
-        n_shards: int,
+        read_group: Callable[[int], list[Example]],
+        shards: list[range],
         max_items_ahead: int,
         max_shards_ahead: int,
     ) -> None:
         self.provider, self.context, self.cached, self.store = provider, context, cached, store
-        self._read_shard = read_shard
-        self._n_shards = n_shards
+        self._read_group = read_group
+        self._shards = shards
         self._max_items_ahead = max_items_ahead
         self._max_shards_ahead = max_shards_ahead
         self._started: dict[int, _Started] = {}
@@ -187,6 +197,7 @@ class ShardProducer:
         self._taken = 0
         self._changed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self.items_done = 0  # generated or reused so far, for the progress artifact
 
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run())
@@ -196,77 +207,121 @@ class ShardProducer:
             await self._produce()
         except BaseException as error:  # a shard that cannot be read: its task (and later ones) fail
             self._error = error
-            for shard in range(self._n_shards):
+            for shard in range(len(self._shards)):
                 self._ready.setdefault(shard, asyncio.Event()).set()
+                if shard in self._started:
+                    self._started[shard].complete.set()  # all_started stays False: its task raises
             if not isinstance(error, Exception):
                 raise
 
     async def _produce(self) -> None:
-        for shard in range(self._n_shards):
-            while self._unfinished >= self._max_items_ahead or shard - self._taken >= self._max_shards_ahead:
-                self._changed.clear()
-                await self._changed.wait()
-            examples = self._read_shard(shard)
-            writer = self.store.generation_writer(self.provider.spec.id, self.context.task)
-            remaining = [len(examples) * self.context.samples]  # cached items are settled at the end
-            self._unfinished += remaining[0]
-
-            def item_done(remaining: list[int] = remaining) -> None:
-                remaining[0] -= 1
-                self._unfinished -= 1
-                self._changed.set()
-
-            def shard_done(_: object, remaining: list[int] = remaining) -> None:
-                self._unfinished -= remaining[0]
-                remaining[0] = 0
-                self._changed.set()
-
-            task = asyncio.create_task(
-                generate_shard(self.provider, examples, self.context, self.cached, writer, item_done)
-            )
-            task.add_done_callback(shard_done)
-            self._started[shard] = (examples, writer, task)
+        for shard, groups in enumerate(self._shards):
+            while shard - self._taken >= self._max_shards_ahead:
+                await self._wait_for_change()
+            started = _Started(self.store.generation_writer(self.provider.spec.id, self.context.task))
+            self._started[shard] = started
             self._ready.setdefault(shard, asyncio.Event()).set()
+            for group in groups:
+                while self._unfinished >= self._max_items_ahead:
+                    await self._wait_for_change()
+                examples = self._read_group(group)
+                started.examples.extend(examples)
+                started.groups.append(self._start_group(examples, started.writer))
+            started.all_started = True
+            started.complete.set()
+
+    async def _wait_for_change(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    def _start_group(
+        self, examples: list[Example], writer: GenerationWriter
+    ) -> asyncio.Task[ShardGenerations]:
+        remaining = [len(examples) * self.context.samples]  # cached items are settled at the end
+        self._unfinished += remaining[0]
+
+        def item_done() -> None:
+            remaining[0] -= 1
+            self._unfinished -= 1
+            self.items_done += 1
+            self._changed.set()
+
+        def group_done(_: object) -> None:
+            self._unfinished -= remaining[0]
+            self.items_done += remaining[0]
+            remaining[0] = 0
+            self._changed.set()
+
+        task = asyncio.create_task(
+            generate_shard(self.provider, examples, self.context, self.cached, writer, item_done)
+        )
+        task.add_done_callback(group_done)
+        return task
 
     async def _wait(self, shard: int) -> _Started:
         await self._ready.setdefault(shard, asyncio.Event()).wait()
         if shard not in self._started:
             assert self._error is not None
             raise self._error
-        return self._started[shard]
+        started = self._started[shard]
+        await started.complete.wait()
+        if not started.all_started:
+            assert self._error is not None
+            raise self._error
+        return started
 
     async def examples(self, shard: int) -> list[Example]:
-        return (await self._wait(shard))[0]
+        return (await self._wait(shard)).examples
 
     async def take(self, shard: int) -> ShardGenerations:
         """The shard's generations; its journal becomes a Parquet part. A second call (a Prefect retry
-        of the shard's task after a failure) generates the shard again from scratch."""
+        of the shard's task after a failure) generates the shard again, reusing what the store holds."""
         if shard in self._taken_shards:
-            writer = self.store.generation_writer(self.provider.spec.id, self.context.task)
-            try:
-                return await generate_shard(
-                    self.provider, self._read_shard(shard), self.context, self.cached, writer
-                )
-            finally:
-                writer.close()
-        _, writer, task = await self._wait(shard)
+            return await self._regenerate(shard)
+        started = self._started.get(shard)
         self._taken_shards.add(shard)
         self._taken += 1
         self._changed.set()
         try:
-            return await task
+            started = await self._wait(shard)
+            try:
+                parts = await asyncio.gather(*started.groups)
+            except BaseException:  # a refused configuration, or this task cancelled: stop the rest
+                for task in started.groups:
+                    task.cancel()
+                await asyncio.gather(*started.groups, return_exceptions=True)
+                raise
+            outcome = ShardGenerations()
+            for part in parts:
+                outcome.rows.extend(part.rows)
+                outcome.requests += part.requests
+                outcome.reused += part.reused
+            return outcome
+        finally:
+            if started is not None:
+                started.writer.close()
+            self._started.pop(shard, None)  # a taken shard's rows and examples must not outlive it (memory)
+
+    async def _regenerate(self, shard: int) -> ShardGenerations:
+        cached = self.cached
+        if self.context.cache == "reuse":  # what the failed attempt finished is in the store now
+            cached = self.store.reusable_generations(self.provider.spec.id, self.context.task)
+        examples = [e for group in self._shards[shard] for e in self._read_group(group)]
+        writer = self.store.generation_writer(self.provider.spec.id, self.context.task)
+        try:
+            return await generate_shard(self.provider, examples, self.context, cached, writer)
         finally:
             writer.close()
-            del self._started[shard]  # a taken shard's rows and examples must not outlive it (memory)
 
     async def aclose(self) -> None:
         """Cancel what was started and never taken; finished rows still become Parquet parts."""
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
-        for shard, (_, writer, task) in list(self._started.items()):
+        for shard, started in list(self._started.items()):
             if shard in self._taken_shards:
                 continue
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            writer.close()
+            for task in started.groups:
+                task.cancel()
+            await asyncio.gather(*started.groups, return_exceptions=True)
+            started.writer.close()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchgate import __version__
 from benchgate.evaltasks.base import EvalTask
 from benchgate.run.cache_keys import digest
 from benchgate.spec.example import Example
@@ -15,8 +20,11 @@ from benchgate.spec.request import ModelSpec
 from benchgate.store import Store
 from scorers.stats import bootstrap_ci
 
-DEFAULT_SHARD_SIZE = 100
+DEFAULT_SHARD_SIZE = 100  # items per row group of the examples file: what is read into memory at once
 EXAMPLES_FORMAT = 2  # 2: built-in examples carry fields["kind"]
+ITEMS_PER_SHARD = 1000  # a Prefect shard (a generate and a score task) spans about this many items ...
+MAX_SHARDS = 8  # ... but a model x task has at most this many: task runs cost more than they show
+SCORES_FORMAT = 1  # bump when scoring changes what it returns for the same outputs
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,52 @@ def prepare_examples(store: Store, task: EvalTask) -> ExamplesInfo:
         store.write_examples(key, loaded.examples, shard_size)
     n_examples, n_shards = store.example_counts(key)
     return ExamplesInfo(key, loaded.name, loaded.revision, n_examples, n_shards)
+
+
+def plan_shards(info: ExamplesInfo, shard_size: int | None) -> list[range]:
+    """Row groups of the examples file per Prefect shard.
+
+    Prefect records the units a person watches and retries, so a model x task gets a handful of
+    shards chosen from its size; a request's own `shard_size` keeps one row group per shard.
+    """
+    if shard_size is not None or info.n_shards <= 1:
+        return [range(group, group + 1) for group in range(info.n_shards)]
+    count = min(info.n_shards, MAX_SHARDS, max(1, math.ceil(info.n_examples / ITEMS_PER_SHARD)))
+    bounds = [round(i * info.n_shards / count) for i in range(count + 1)]
+    return [range(start, stop) for start, stop in itertools.pairwise(bounds)]
+
+
+def score_key(task: EvalTask, examples_digest: str, groups: range, rows: list[dict[str, Any]]) -> str:
+    """What a shard's scores depend on: its examples (the digest covers the task's metrics and
+    post-processing), each sample's output or failure, and the scoring code's version."""
+    material = {
+        "examples": examples_digest,
+        "groups": [groups.start, groups.stop],
+        "isolation": task.require_isolation,
+        "format": SCORES_FORMAT,
+        "version": __version__,
+    }
+    hasher = hashlib.sha256(json.dumps(material, sort_keys=True).encode())
+    for row in sorted(rows, key=_item_sample):
+        answer = [row["example_id"], row["sample_index"], row["error"] is None, row["output"]]
+        hasher.update(json.dumps(answer, ensure_ascii=False).encode() + b"\n")
+    return hasher.hexdigest()
+
+
+def score_shard_reusing(
+    store: Store, task: EvalTask, key: str, examples: list[Example], rows: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """The shard's scores from the store when the same outputs were scored before, else scored now
+    and stored: a rerun with every answer cached recomputes nothing."""
+    scores = store.read_shard_scores(task.spec.task, key)
+    if scores is None:
+        scores = score_shard(task, examples, rows)
+        store.write_shard_scores(task.spec.task, key, scores)
+    return scores
+
+
+def _item_sample(row: dict[str, Any]) -> tuple[str, int]:
+    return row["example_id"], int(row["sample_index"])
 
 
 def score_shard(task: EvalTask, examples: list[Example], rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -260,6 +260,22 @@ class Store:
         table = self.read_table(path)
         return table.to_pandas() if table is not None else None
 
+    def shard_scores_path(self, task: str, key: str) -> str:
+        return self.path("score-cache", f"task={partition_name(task)}", f"{key}.parquet")
+
+    def write_shard_scores(self, task: str, key: str, scores: pd.DataFrame) -> None:
+        """Per-item scores of one shard, by content (run/evaluation.py `score_key`), for reruns to reuse."""
+        self._write_table(
+            self.shard_scores_path(task, key), pa.Table.from_pandas(scores, preserve_index=False)
+        )
+
+    def read_shard_scores(self, task: str, key: str) -> pd.DataFrame | None:
+        path = self.shard_scores_path(task, key)
+        if not self.fs.exists(path):
+            return None
+        table = self.read_table(path)
+        return table.to_pandas() if table is not None else None
+
     def report_path(self, benchmark_id: str, name: str) -> str:
         return self.path("reports", benchmark_id, name)
 

@@ -1,0 +1,148 @@
+"""The temporary Prefect server of `benchgate run` when none is configured, started before anything else.
+
+Without a server, Prefect starts its own temporary one on the first flow call: the run waits for it
+(seconds of start-up, most of it the server importing itself) after paying for importing the server
+in the client too, and that server runs services a run of minutes never uses. Started here, as the
+first thing the command does, the server boots in its own process while the client imports Prefect
+and the benchmark's modules; it records into the same database (PREFECT_HOME) as Prefect's own
+temporary server, with the services of a temporary server minus those that react to or stream
+events (no automation or UI subscriber can be attached to a server that lives as long as one run).
+Flow runs, task runs, logs and artifacts are recorded as ever; events are not persisted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import toml  # type: ignore[import-untyped]
+
+from benchgate.errors import ConfigurationError
+
+SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "false",
+    "PREFECT__SERVER_EPHEMERAL": "1",  # as Prefect's temporary server: only the services it runs
+    "PREFECT__SERVER_FINAL": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
+}
+STARTUP_TIMEOUT_SECONDS = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _profile() -> dict[str, object]:
+    """The active Prefect profile's settings, read without importing Prefect (a second of CPU)."""
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        contents = toml.loads(path.read_text())
+    except (OSError, toml.TomlDecodeError):
+        return {}
+    active = os.environ.get("PREFECT_PROFILE") or contents.get("active") or "ephemeral"
+    profile = contents.get("profiles", {}).get(active, {})
+    return profile if isinstance(profile, dict) else {}
+
+
+def _project_configures_prefect() -> bool:
+    """prefect.toml, .env or pyproject.toml's [tool.prefect] in the working directory may name a server."""
+    cwd = Path.cwd()
+    if (cwd / "prefect.toml").exists() or (cwd / ".env").exists():
+        return True
+    pyproject = cwd / "pyproject.toml"
+    return pyproject.exists() and "[tool.prefect" in pyproject.read_text(errors="replace")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a SIGKILLed run must not leave its server behind (Linux only)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedServer:
+    """`prefect.server.api.server:create_app` under uvicorn, as Prefect's temporary server runs it."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @classmethod
+    def start_if_unconfigured(cls) -> EmbeddedServer | None:
+        """Start one, and point this process at it, unless the environment names a Prefect server,
+        disables the temporary one, or configures Prefect in a way only Prefect reads (then Prefect
+        decides, as without benchgate)."""
+        settings = {**_profile(), **os.environ}
+        if "PREFECT_API_URL" in settings or _project_configures_prefect():
+            return None
+        if str(settings.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "true")).lower() in ("false", "0"):
+            return None
+        server = cls()
+        server._spawn()
+        os.environ["PREFECT_API_URL"] = server.api_url
+        return server
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def _spawn(self) -> None:
+        self.port = _free_port()
+        env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+        command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
+        command += [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ]
+        self.process = subprocess.Popen(
+            command, env={**env, **SERVER_ENV}, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        """Return once the server answers /health (Prefect is imported by then: the URL cannot change)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
+            try:  # http.client, not httpx: no TLS context to build (a tenth of a second) for a local probe
+                connection.request("GET", "/api/health")
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            time.sleep(0.05)
+        self.stop()
+        raise ConfigurationError(
+            "the temporary Prefect server did not start; run `prefect server start` and set PREFECT_API_URL"
+        )
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None

@@ -1,0 +1,118 @@
+"""Prefect shards span row groups: a handful per model x task, journaled per item, scored once per content."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchgate.evaltasks import make_task
+from benchgate.providers import create_provider
+from benchgate.run import evaluation
+from benchgate.run.engine import ShardContext, ShardProducer
+from benchgate.run.evaluation import ExamplesInfo, plan_shards, score_key, score_shard_reusing
+from benchgate.spec.example import Example
+from benchgate.spec.request import ModelSpec, TaskSpec
+from benchgate.store import Store
+from tests.support.chat_servers import ChatServer
+
+
+def info(n_examples: int, n_groups: int) -> ExamplesInfo:
+    return ExamplesInfo("qa-digest", "ds", "rev", n_examples, n_groups)
+
+
+@pytest.mark.parametrize(
+    ("n_examples", "n_groups", "n_shards"),
+    [(0, 0, 0), (20, 1, 1), (950, 10, 1), (5_000, 50, 5), (20_000, 200, 8), (50_000, 500, 8), (7, 7, 1)],
+)
+def test_a_handful_of_shards_cover_every_row_group_in_order(
+    n_examples: int, n_groups: int, n_shards: int
+) -> None:
+    shards = plan_shards(info(n_examples, n_groups), None)
+    assert len(shards) == n_shards
+    assert [group for shard in shards for group in shard] == list(range(n_groups))
+    if shards:
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_a_requested_shard_size_keeps_one_row_group_per_shard() -> None:
+    assert plan_shards(info(5_000, 200), 25) == [range(g, g + 1) for g in range(200)]
+
+
+def qa_examples(n: int) -> list[Example]:
+    return [
+        Example(f"q{i}", [{"role": "user", "content": f"question {i}"}], [f"echo: question {i}"])
+        for i in range(n)
+    ]
+
+
+async def test_a_shard_of_several_row_groups_is_journaled_per_item_and_becomes_one_part(
+    tmp_path: Path,
+) -> None:
+    store = Store(str(tmp_path / "store"))
+    store.write_examples("qa-digest", qa_examples(30), shard_size=10)
+    groups = plan_shards(info(30, 3), None)
+    assert groups == [range(0, 3)]
+    with ChatServer(latency=0.05) as server:
+        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=2)
+        provider = create_provider(spec)
+        context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
+        read = lambda group: store.read_example_shard("qa-digest", group)  # noqa: E731
+        producer = ShardProducer(
+            provider, context, {}, store, read, groups, max_items_ahead=8, max_shards_ahead=2
+        )
+        directory = Path(store.generations_dir("m", "qa"))
+        producer.start()
+        try:
+            while server.count < 6:
+                await asyncio.sleep(0.01)
+            journals = list(directory.glob("*.journal"))
+            assert len(journals) == 1, "one journal for the shard, whatever its row groups"
+            assert 0 < len(journals[0].read_text().splitlines()) < 30, "answers are journaled as they arrive"
+            assert producer.items_done < 30
+            outcome = await producer.take(0)
+        finally:
+            await producer.aclose()
+            await provider.aclose()
+    assert outcome.requests == 30
+    assert sorted(r["example_id"] for r in outcome.rows) == sorted(e.example_id for e in qa_examples(30))
+    assert producer.items_done == 30
+    assert [p.suffix for p in directory.iterdir()] == [".parquet"]
+    assert server.stats()["max_in_flight"] <= 2
+
+
+def echo_rows(examples: list[Example], outputs: dict[str, str]) -> list[dict[str, object]]:
+    return [
+        {"example_id": e.example_id, "sample_index": 0, "output": outputs[e.example_id], "error": None}
+        for e in examples
+    ]
+
+
+def test_unchanged_outputs_reuse_the_stored_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(str(tmp_path / "store"))
+    task = make_task(TaskSpec(task="question-answering", dataset="squad-v2"))
+    examples = [Example(f"q{i}", [{"role": "user", "content": "?"}], [str(i)]) for i in range(4)]
+    outputs = {e.example_id: e.references[0] for e in examples}
+    rows = echo_rows(examples, outputs)
+    key = score_key(task, "qa-digest", range(0, 1), rows)
+    first = score_shard_reusing(store, task, key, examples, rows)
+
+    def fail(*_: object) -> pd.DataFrame:
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(evaluation, "score_shard", fail)
+    assert key == score_key(task, "qa-digest", range(0, 1), list(reversed(rows))), (
+        "arrival order is not content"
+    )
+    again = score_shard_reusing(store, task, key, examples, rows)
+    pd.testing.assert_frame_equal(first, again)
+    assert list(first["exact-match"]) == [100.0] * 4
+
+    changed = echo_rows(examples, {**outputs, "q0": "wrong"})
+    assert score_key(task, "qa-digest", range(0, 1), changed) != key
+    failed = [{**row, "error": "HTTP 500"} if row["example_id"] == "q1" else row for row in rows]
+    assert score_key(task, "qa-digest", range(0, 1), failed) != key
+    assert score_key(task, "other-digest", range(0, 1), rows) != key
+    assert len(list(Path(store.root).glob("score-cache/*/*.parquet"))) == 1
