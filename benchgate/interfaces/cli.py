@@ -391,6 +391,30 @@ def preview(
             typer.echo(render_examples(spec.task, dataset, examples))
 
 
+@app.command("judge-check")
+@user_errors
+def judge_check(
+    request: Path = typer.Argument(..., help="Benchmark request with the judge model and the rubric metric."),
+    labels: Path = typer.Option(
+        ..., "--labels", help="Labelled items (JSONL, CSV, ...): answer, label, the fields the rubric reads."
+    ),
+    metric: str | None = typer.Option(None, "--metric", help="Rubric metric (default: the task's only one)."),
+    task: str | None = typer.Option(None, "--task", help="Its task (default: the only task with a rubric)."),
+    store: StoreOption = None,
+) -> None:
+    """The judge's agreement with human labels, to know whether to gate on a rubric; prints a table and
+    one JSON object."""
+    from benchgate.judges.calibration import calibrate, render_calibration
+    from benchgate.run.policy import configured_policy, request_check
+    from benchgate.store import Store
+
+    # It calls the judge model: held to the operator's policy as `run` is.
+    parsed = load_request(request, check=request_check(configured_policy(), store or settings().store))
+    result = asyncio.run(calibrate(parsed, str(labels), Store(store), task=task, metric=metric))
+    typer.echo(render_calibration(result))
+    typer.echo(json.dumps(result))
+
+
 def main() -> None:
     """The console entry point: anything unexpected exits 4 with its traceback, never 1."""
     try:
