@@ -20,7 +20,7 @@ from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
 from flows.judging import compare_pairwise
 from flows.policy import checked_request
-from flows.remote import evaluate_on_pool
+from flows.remote import create_shared_limits, evaluate_on_pool
 from tasks.history import record_history
 from tasks.report import aggregate, publish
 
@@ -49,6 +49,8 @@ async def benchmark(
     logger.info("benchmark %s: %d models x %d tasks", benchmark_id, len(parsed.models), len(parsed.tasks))
     try:
         with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
+            if parsed.execution == "work-pool":  # one process per subflow: limits held by the server
+                await create_shared_limits(parsed)
             results = await bounded_gather(
                 [
                     functools.partial(_evaluate, parsed, model.id, task.task, benchmark_id, store)

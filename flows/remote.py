@@ -3,6 +3,9 @@
 A worker's flow run cannot hand its return value back (evaluate does not persist results, and the
 parent may not reach the worker's result storage), so the worker side writes the TaskResult into the
 shared store and the dispatching side reads it from there: the store stays the source of truth.
+
+Every flow run is a process of its own, so the models' concurrency and rate limits are held by the
+Prefect server (benchgate/providers/shared_limits.py): created before the fan-out, taken on workers.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from prefect import flow
 from prefect.context import TagsContext
 from prefect.deployments import arun_deployment
 
+from benchgate.providers import provider_class
+from benchgate.providers.http import HttpProvider
+from benchgate.providers.shared_limits import limits_across_processes, shared_limits, upsert_limits
 from benchgate.run.evaluation import TaskResult
 from benchgate.run.validation import parse_request
 from benchgate.settings import settings
+from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
 from flows.evaluate import evaluate
 from flows.policy import checked_request
@@ -40,10 +47,25 @@ async def evaluate_on_worker(
 ) -> dict[str, Any]:
     """The worker side: evaluate's body in this flow run, then its result into the store."""
     checked_request(request, store_url)  # dispatched by a checked benchmark run; the policy file if any
-    result = await evaluate.fn(request, model_id, task_name, benchmark_id, store_url)
+    with limits_across_processes():
+        result = await evaluate.fn(request, model_id, task_name, benchmark_id, store_url)
     store = Store(store_url)
     store.write_bytes(result_path(store, benchmark_id, model_id, task_name), json.dumps(result).encode())
     return result
+
+
+async def create_shared_limits(request: BenchmarkRequest) -> None:
+    """Before the fan-out: each HTTP model's limits as Prefect global limits, with this request's values."""
+    from prefect.client.orchestration import get_client
+
+    limits = []
+    for model in request.models:
+        cls = provider_class(model.provider)
+        if issubclass(cls, HttpProvider) and (endpoint := model.base_url or cls.default_base_url):
+            limits.append(shared_limits(model, endpoint))
+    if limits:
+        async with get_client() as client:
+            await upsert_limits(client, limits)
 
 
 async def evaluate_on_pool(

@@ -11,6 +11,9 @@ becomes a Completion; everything that decides whether an item costs one call or 
 - `concurrency` bounds what the server may be processing for us, abandoned attempts included: a
   timed-out attempt's connection is closed at once, and its slot is held another `timeout`
   seconds before it is given back (a ghost slot, see HttpProvider._hold_abandoned_slot).
+- In a work-pool flow run (shared_limits.limits_across_processes) each attempt also holds a slot of
+  the model's Prefect global concurrency limit and waits for its requests-per-minute limit there,
+  so the limits hold for the whole benchmark, however many processes call the model.
 - Other 4xx are the item's own failure (ProviderError, not transient), except 401/403/404, which
   say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
   the same provider instance fails immediately with it (no request is sent).
@@ -30,8 +33,10 @@ import logging
 import random
 import time
 from abc import abstractmethod
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+from uuid import UUID
 
 import httpcore
 import httpx
@@ -40,6 +45,7 @@ from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderEr
 from benchgate.providers.base import Completion, Provider
 from benchgate.providers.connections import connection_pool
 from benchgate.providers.limits import limiter_for
+from benchgate.providers.shared_limits import ServerLimiter, held_by_server
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 
@@ -160,6 +166,7 @@ class HttpProvider(Provider):
             raise ConfigurationError(f"model {spec.id!r}: provider {self.name!r} needs a base_url")
         self.base_url = base_url.rstrip("/")
         self._limiter = limiter_for(spec)
+        self._server = ServerLimiter(spec, self.base_url) if held_by_server() else None
         self._config_error: ProviderConfigError | None = None
         self._headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
         # httpcore matches queued requests to connections in O(requests x connections) on every
@@ -180,7 +187,8 @@ class HttpProvider(Provider):
         }
         self._raw_headers = [(name.encode(), value.encode()) for name, value in fixed.items()]
         self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
-        self._ghosts: set[asyncio.TimerHandle] = set()
+        self._ghosts: dict[asyncio.TimerHandle, UUID | None] = {}  # each with its server lease, if any
+        self._releasing: set[asyncio.Task[None]] = set()
 
     @property
     def endpoint(self) -> str:
@@ -229,10 +237,15 @@ class HttpProvider(Provider):
             if attempt == 1:  # the budget is for retrying, not for queueing behind other items
                 started = time.monotonic()
             abandoned = False
+            lease: UUID | None = None
             try:
                 if self._config_error is not None:  # opened while this item waited for a slot
                     raise self._config_error
+                if self._server is not None:
+                    lease = await self._server.acquire()
                 await self._limiter.wait_for_rate(estimate)
+                if self._server is not None:  # last, so that starts stay paced on the wire
+                    await self._server.pace()
                 sent = time.perf_counter()
                 outcome = await self._attempt(url, content, estimate)
                 abandoned = isinstance(outcome, _Failure) and outcome.abandoned
@@ -242,9 +255,11 @@ class HttpProvider(Provider):
                 raise
             finally:
                 if abandoned:
-                    self._hold_abandoned_slot()
-                else:
+                    self._hold_abandoned_slot(lease)
+                elif lease is None:
                     self._limiter.release()
+                else:
+                    await self._release(lease)
             if isinstance(outcome, Completion):
                 latency_ms = (time.perf_counter() - sent) * 1000.0
                 return dataclasses.replace(
@@ -349,7 +364,15 @@ class HttpProvider(Provider):
         """Providers sometimes echo the key back; it must never reach a message or a log."""
         return text.replace(self._api_key, "***") if self._api_key else text
 
-    def _hold_abandoned_slot(self) -> None:
+    async def _release(self, lease: UUID) -> None:
+        """The server's slot first: a local waiter woken before it would only be refused it."""
+        try:
+            if self._server is not None:
+                await self._server.release(lease)
+        finally:
+            self._limiter.release()
+
+    def _hold_abandoned_slot(self, lease: UUID | None) -> None:
         """Give a timed-out attempt's concurrency slot back only `timeout` seconds later (a ghost slot).
 
         Its connection is already closed, which a server honouring disconnects takes as a cancel, but
@@ -361,11 +384,19 @@ class HttpProvider(Provider):
         """
 
         def release() -> None:
-            self._ghosts.discard(handle)
-            self._limiter.release()
+            del self._ghosts[handle]
+            if lease is None:
+                self._limiter.release()
+            else:
+                self._track(self._release(lease))
 
         handle = asyncio.get_running_loop().call_later(self.spec.timeout, release)
-        self._ghosts.add(handle)
+        self._ghosts[handle] = lease
+
+    def _track(self, release: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(release)
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def aclose(self) -> None:
         """Close the pools once the ghost slots have expired: the limiter outlives this instance.
@@ -378,9 +409,16 @@ class HttpProvider(Provider):
                 loop = asyncio.get_running_loop()
                 await asyncio.sleep(max(handle.when() for handle in self._ghosts) - loop.time())
         finally:
-            for handle in self._ghosts:
+            for handle, lease in self._ghosts.items():
                 handle.cancel()
-                self._limiter.release()
+                if lease is None:
+                    self._limiter.release()
+                else:
+                    self._track(self._release(lease))
             self._ghosts.clear()
+            if self._releasing:
+                await asyncio.gather(*self._releasing, return_exceptions=True)
+            if self._server is not None:
+                await self._server.aclose()
             for pool in self._pools:
                 await pool.aclose()
