@@ -50,7 +50,7 @@ def read_gate(path: Path) -> GateDecision | None:
     return GateDecision.model_validate_json(path.read_text(encoding="utf-8"))
 
 
-def annotations(gate: GateDecision) -> list[str]:
+def annotation_lines(gate: GateDecision) -> list[str]:
     """One ::error per failed rule, one ::warning per warned or inconclusive rule, in the gate's order."""
     lines = []
     for rule in gate.rules:
@@ -67,7 +67,7 @@ def annotate(gate_json: Path) -> int:
     if gate is None:
         print(f"::notice::{escape_data(f'benchgate wrote no {gate_json}, so no rule annotations')}")
     else:
-        for line in annotations(gate):
+        for line in annotation_lines(gate):
             print(line)
     return EXIT_OK
 
