@@ -251,9 +251,12 @@ def test_two_models_three_tasks_end_to_end(
     assert FAKE_KEY.encode() not in body and HOOK_SECRET.encode() not in body
 
     calls_before = len(chat_server.requests)
+    scored = sorted(store.glob("score-cache/*/*.parquet"))
+    assert scored, "each shard's scores are stored by content"
     second = run_cli(["run", str(request), "--out", str(tmp_path / "again")], env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert len(chat_server.requests) == calls_before, "an identical rerun must make zero model calls"
+    assert sorted(store.glob("score-cache/*/*.parquet")) == scored, "nor score an unchanged shard again"
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert again["report"] == report["report"]
     assert again["benchmarkId"] != report["benchmarkId"]

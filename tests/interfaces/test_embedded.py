@@ -1,0 +1,84 @@
+"""`benchgate run` starts Prefect's temporary server itself only when no server is configured anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from benchgate.interfaces.embedded import EmbeddedServer
+from tests.conftest import REPO_ROOT, run_cli
+
+
+@pytest.fixture
+def unconfigured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No Prefect settings anywhere: environment, PREFECT_HOME's profiles, the working directory."""
+    for name in (
+        "PREFECT_API_URL",
+        "PREFECT_PROFILE",
+        "PREFECT_PROFILES_PATH",
+        "PREFECT_SERVER_EPHEMERAL_ENABLED",
+    ):
+        monkeypatch.setenv(name, "")  # so that whatever the test or the code sets is undone afterwards
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+URL = "http://10.0.0.1:4200/api"
+FILES = {
+    "profiles.toml": f'active = "mine"\n[profiles.mine]\nPREFECT_API_URL = "{URL}"\n',
+    "prefect.toml": f'[api]\nurl = "{URL}"\n',
+    ".env": f"PREFECT_API_URL={URL}\n",
+}
+
+
+@pytest.mark.parametrize("where", ["environment", "disabled", *FILES])
+def test_a_configured_server_is_left_to_prefect(
+    unconfigured: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    home = unconfigured / "home"
+    home.mkdir()
+    if where == "environment":
+        monkeypatch.setenv("PREFECT_API_URL", URL)
+    elif where == "disabled":
+        monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_ENABLED", "false")
+    else:
+        (home if where == "profiles.toml" else Path.cwd()).joinpath(where).write_text(FILES[where])
+    assert EmbeddedServer.start_if_unconfigured() is None
+    assert "PREFECT_API_URL" not in os.environ or where == "environment"
+
+
+@pytest.mark.slow
+def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Path) -> None:
+    request = unconfigured / "request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "name": "embedded",
+                "models": [{"id": "reference", "provider": "builtin", "model": "reference"}],
+                "tasks": [
+                    {
+                        "task": "question-answering",
+                        "path": str(REPO_ROOT / "benchgate/data/squad_v2_sample.json"),
+                    }
+                ],
+            }
+        )
+    )
+    env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
+    result = run_cli(["run", str(request), "--out", str(unconfigured / "out")], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with sqlite3.connect(unconfigured / "home" / "prefect.db") as db:
+        flows = {name for (name,) in db.execute("select name from flow_run")}
+        tasks = {name for (name,) in db.execute("select name from task_run")}
+        progress = db.execute("select data from artifact where type = 'progress'").fetchall()
+    assert flows == {"benchmark · embedded", "evaluate · reference · question-answering"}
+    assert {"load · question-answering", "generate · reference · question-answering · shard 0"} <= tasks
+    assert [float(data) for (data,) in progress] == [100.0]
