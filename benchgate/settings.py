@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import PositiveInt, SecretStr
+from pydantic import PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = ".benchgate"
@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     # evaluate subflows a benchmark runs at once: SQLite-backed Prefect servers answer "database is
     # locked" beyond a handful; on PostgreSQL set it to the models x tasks (docs/operations.md)
     max_concurrent_subflows: PositiveInt = 4
+    # on an object store answers are journaled in batches (benchgate/store/journal.py): a SIGKILL loses
+    # at most this many finished answers, or this many seconds of them (docs/operations.md)
+    journal_batch_rows: PositiveInt = 16
+    journal_batch_seconds: PositiveFloat = 2.0
+    # a killed writer's chunks this old are folded into a Parquet part by the next writer to close
+    journal_orphan_seconds: PositiveFloat = 600.0
 
     @property
     def token(self) -> str | None:

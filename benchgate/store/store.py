@@ -1,8 +1,9 @@
 """The result store: Parquet under one root, any fsspec URL, atomic writes.
 
 Generations are also appended to a per-shard journal as each one finishes, so a SIGKILL loses at
-most the requests in flight; the journal becomes a Parquet part when the shard completes, and a
-reader treats leftover journals of killed runs as data.
+most the requests in flight (on an object store, also one small batch: store/journal.py); the journal
+becomes a Parquet part when the shard completes, and a reader treats leftover journals of killed runs
+as data, counting a row found in both a part and a journal once.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from benchgate.errors import StoreError
-from benchgate.settings import store_root
+from benchgate.settings import settings, store_root
 from benchgate.spec.example import Example
+from benchgate.store.journal import ChunkJournal, is_journal, orphan_chunks, parse_lines
 
 logger = logging.getLogger("benchgate.store")
 
@@ -74,7 +76,8 @@ def partition_name(value: str) -> str:
 class Store:
     def __init__(self, root: str | None = None) -> None:
         self.url = root or store_root()
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        # No cached listings: other processes and machines write to the same directories.
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, use_listings_cache=False)
         self.is_local = isinstance(self.fs, LocalFileSystem)
 
     def path(self, *parts: str) -> str:
@@ -87,7 +90,19 @@ class Store:
 
     @contextmanager
     def _writing(self, path: str) -> Iterator[Any]:
-        """A temporary file renamed to `path` when complete; on failure (disk full) nothing is left."""
+        """A temporary file renamed to `path` when complete; on failure (disk full) nothing is left.
+
+        On an object store a rename is a copy and a delete, while one PUT is already atomic: the file
+        is built in memory and PUT once.
+        """
+        if not self.is_local:
+            buffer = io.BytesIO()
+            yield buffer
+            try:
+                self.fs.pipe_file(path, buffer.getvalue())
+            except OSError as error:
+                raise StoreError(f"cannot write {path}: {error.strerror or error}") from None
+            return
         temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         try:
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
@@ -216,18 +231,38 @@ class Store:
     def read_generations(
         self, model_id: str, task: str, columns: list[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Every stored generation row of one model x task (parts and leftover journals of killed runs)."""
+        """Every stored generation row of one model x task: parts, and journals of shards in progress or
+        killed. A row both in a part and a journal (a kill between the two writes) counts once, by
+        (cache_key, created_at); one directory is listed, never the whole store."""
         directory = self.generations_dir(model_id, task)
         if not self.fs.exists(directory):
             return []
+        wanted = list(dict.fromkeys([*columns, "cache_key", "created_at"])) if columns else None
         rows: list[dict[str, Any]] = []
-        for name in sorted(self.fs.ls(directory, detail=False)):
-            if name.endswith(".parquet"):
-                table = self.read_table(name, schema=GENERATION_SCHEMA, columns=columns)
-                rows.extend(table.to_pylist() if table is not None else [])
-            elif name.endswith(".journal"):
-                journal = _read_journal(self.read_bytes(name))
-                rows.extend(({c: row.get(c) for c in columns} for row in journal) if columns else journal)
+        seen: set[tuple[Any, Any]] = set()
+        done: set[str] = set()
+        for _ in range(2):  # a journal removed under us: its part landed first, so list once more
+            vanished = False
+            for name in sorted(set(self.fs.ls(directory, detail=False)) - done):
+                done.add(name)
+                if name.endswith(".parquet"):
+                    table = self.read_table(name, schema=GENERATION_SCHEMA, columns=wanted)
+                    found = table.to_pylist() if table is not None else []
+                elif is_journal(name):
+                    try:
+                        found = list(parse_lines(self.read_bytes(name)))
+                    except FileNotFoundError:
+                        vanished = True
+                        continue
+                else:
+                    continue
+                for row in found:
+                    identity = (row.get("cache_key"), row.get("created_at"))
+                    if identity not in seen:
+                        seen.add(identity)
+                        rows.append({c: row.get(c) for c in columns} if columns else row)
+            if not vanished:
+                break
         return rows
 
     def reusable_generations(self, model_id: str, task: str) -> dict[str, dict[str, Any]]:
@@ -290,19 +325,31 @@ class Store:
 
 
 class GenerationWriter:
-    """Appends finished generations to a journal at once; `close` turns it into a Parquet part."""
+    """Journals finished generations (locally each at once, on an object store in small batches);
+    `close` turns them into a Parquet part."""
 
     def __init__(self, store: Store, directory: str) -> None:
         self.store = store
-        name = uuid.uuid4().hex
-        store.fs.makedirs(directory, exist_ok=True)
-        self.part_path = f"{directory}/part-{name}.parquet"
-        self.journal_path = f"{directory}/part-{name}.journal"
+        self.directory = directory
+        self.stem = f"{directory}/part-{uuid.uuid4().hex}"
+        self.part_path = f"{self.stem}.parquet"
+        self.journal_path = f"{self.stem}.journal"
         self.rows: list[dict[str, Any]] = []
-        self._journal = store.fs.open(self.journal_path, "ab") if store.is_local else None
+        self._journal: Any = None
+        self._chunks: ChunkJournal | None = None
+        if store.is_local:
+            store.fs.makedirs(directory, exist_ok=True)
+            self._journal = store.fs.open(self.journal_path, "ab")
+        else:
+            options = settings()
+            self._chunks = ChunkJournal(
+                store.fs, self.stem, options.journal_batch_rows, options.journal_batch_seconds
+            )
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
+        if self._chunks is not None:
+            self._chunks.append(row)
         if self._journal is not None:
             try:
                 self._journal.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
@@ -311,19 +358,40 @@ class GenerationWriter:
                 raise StoreError(f"cannot write {self.journal_path}: {error.strerror or error}") from None
 
     def close(self) -> None:
-        if self.rows:
-            self.store._write_table(self.part_path, pa.Table.from_pylist(self.rows, GENERATION_SCHEMA))
+        try:
+            if self.rows:
+                self.store._write_table(self.part_path, pa.Table.from_pylist(self.rows, GENERATION_SCHEMA))
+        except BaseException:
+            if self._chunks is not None:  # what the part could not hold stays journaled
+                self._chunks.flush()
+            raise
         if self._journal is not None:
             self._journal.close()
             self.store.fs.rm(self.journal_path)
+        if self._chunks is not None:
+            self._chunks.discard()
+            self._fold_orphans()
 
+    def _fold_orphans(self) -> None:
+        """Chunks of killed writers of this model x task become a Parquet part, then are removed.
 
-def _read_journal(data: bytes) -> Iterator[dict[str, Any]]:
-    for line in data.splitlines():
+        The part is written before any chunk is removed, under a new name, so a writer that was only
+        slow, or a second writer folding the same chunks, costs a duplicate that readers count once.
+        """
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            return  # the last line of a killed writer may be cut short
+            entries = self.store.fs.ls(self.directory, detail=True)
+            orphans = orphan_chunks(entries, self.stem, settings().journal_orphan_seconds)
+            for names in orphans.values():
+                rows: list[dict[str, Any]] = []
+                for name in names:
+                    with suppress(FileNotFoundError):  # folded by another writer meanwhile
+                        rows.extend(parse_lines(self.store.read_bytes(name)))
+                if rows:
+                    table = pa.Table.from_pylist(rows, GENERATION_SCHEMA)
+                    self.store._write_table(f"{self.directory}/part-{uuid.uuid4().hex}.parquet", table)
+                self.store.fs.rm(names)
+        except (OSError, StoreError) as error:  # leftovers stay readable data: a later writer folds them
+            logger.warning("store: cannot fold leftover journal chunks in %s: %s", self.directory, error)
 
 
 def _example_row(example: Example) -> dict[str, str]:
