@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ssl
 import urllib.request
+from typing import Any
 
 import httpcore
 import httpx
@@ -71,37 +72,21 @@ def connection_pool(url: str, max_connections: int) -> httpcore.AsyncConnectionP
     """A keep-alive pool of up to `max_connections` connections for requests to `url`."""
     route = httpx.URL(url)
     proxy = environment_proxy(route)
+    pooling: dict[str, Any] = {
+        "ssl_context": ssl_context(),
+        "max_connections": max_connections,
+        "max_keepalive_connections": max_connections,
+        "keepalive_expiry": KEEPALIVE_EXPIRY_SECONDS,
+        "http1": True,
+        "http2": False,
+    }
     if proxy is None:
-        return httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
-            http1=True,
-            http2=False,
-        )
+        return httpcore.AsyncConnectionPool(**pooling)
     proxy_url = httpcore.URL(
         scheme=proxy.url.raw_scheme, host=proxy.url.raw_host, port=proxy.url.port, target=proxy.url.raw_path
     )
     if proxy.url.scheme in ("http", "https"):
         return httpcore.AsyncHTTPProxy(
-            proxy_url=proxy_url,
-            proxy_auth=proxy.raw_auth,
-            proxy_headers=proxy.headers.raw,
-            ssl_context=ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
-            http1=True,
-            http2=False,
+            proxy_url=proxy_url, proxy_auth=proxy.raw_auth, proxy_headers=proxy.headers.raw, **pooling
         )
-    return httpcore.AsyncSOCKSProxy(
-        proxy_url=proxy_url,
-        proxy_auth=proxy.raw_auth,
-        ssl_context=ssl_context(),
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
-        http1=True,
-        http2=False,
-    )
+    return httpcore.AsyncSOCKSProxy(proxy_url=proxy_url, proxy_auth=proxy.raw_auth, **pooling)

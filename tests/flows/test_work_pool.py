@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import Worker, ensure_pool, prefect_cli
+from tests.support.prefect_workers import Worker, deploy_worker_entry
 
 pytestmark = pytest.mark.slow
 
@@ -101,16 +101,7 @@ def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
     fixture, max_subflows = SERVERS[database]
     prefect_server: PrefectServer = request.getfixturevalue(fixture)
     shared_store = tmp_path / "shared-store"
-    ensure_pool(prefect_server, POOL)
-    prefect_cli(
-        prefect_server,
-        "deploy",
-        "flows/remote.py:evaluate_on_worker",
-        "--name",
-        DEPLOYMENT.split("/")[1],
-        "--pool",
-        POOL,
-    )
+    deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
     workers = [
         Worker(prefect_server, POOL, f"fanout-{i}", shared_store, 1, tmp_path / f"worker-{i}.log")
         for i in (1, 2)

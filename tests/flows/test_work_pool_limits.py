@@ -22,7 +22,7 @@ from benchgate.spec.request import ModelSpec
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import ChatRequest, ChatServer
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import Worker, ensure_pool, prefect_cli
+from tests.support.prefect_workers import Worker, deploy_worker_entry
 
 pytestmark = pytest.mark.slow
 
@@ -104,16 +104,7 @@ def test_three_processes_of_one_model_stay_within_its_limits(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
     shared_store = tmp_path / "shared-store"
-    ensure_pool(prefect_server, POOL)
-    prefect_cli(
-        prefect_server,
-        "deploy",
-        "flows/remote.py:evaluate_on_worker",
-        "--name",
-        DEPLOYMENT.split("/")[1],
-        "--pool",
-        POOL,
-    )
+    deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
     workers = [
         Worker(prefect_server, POOL, f"limits-{i}", shared_store, 2, tmp_path / f"worker-{i}.log")
         for i in (1, 2)

@@ -36,6 +36,20 @@ def ensure_pool(server: PrefectServer, pool: str) -> None:
     prefect_cli(server, "work-pool", "create", pool, "--type", "process", "--overwrite")
 
 
+def deploy_worker_entry(server: PrefectServer, pool: str, deployment: str) -> None:
+    """The pool, and `flows/remote.py:evaluate_on_worker` deployed on it as `deployment` (evaluate/NAME)."""
+    ensure_pool(server, pool)
+    prefect_cli(
+        server,
+        "deploy",
+        "flows/remote.py:evaluate_on_worker",
+        "--name",
+        deployment.split("/")[1],
+        "--pool",
+        pool,
+    )
+
+
 class Worker:
     """`prefect worker start` in its own process group; it polls every second instead of every ten."""
 
