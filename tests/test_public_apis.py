@@ -18,7 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ROOTS = ("benchgate", "flows", "tasks", "scorers", "deployments", "bench")
-OWN_PACKAGES = frozenset({*SOURCE_ROOTS, "tests"})
+# bench/ scripts import each other by module name (they run as `python bench/x.py`).
+OWN_PACKAGES = frozenset({*SOURCE_ROOTS, "tests", *(path.stem for path in (ROOT / "bench").glob("*.py"))})
 GUARDED = frozenset({"httpx", "httpcore", "prefect", "datasets"})
 # Private attributes of objects from those libraries that this project has reached for before.
 KNOWN_PRIVATE_ATTRIBUTES = frozenset({"_pool", "_transport", "_transport_for_url", "_mounts", "_fingerprint"})

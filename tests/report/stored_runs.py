@@ -45,6 +45,10 @@ def generation(
         created_at="2024-05-01T11:00:00+00:00",
     )
     row.update(extra)
+    # Content-addressed as the engine writes it: one key per item, sample and revision.
+    row["cache_key"] = (
+        row["cache_key"] or f"{model}/{example_id}/{row['sample_index']}/{row['dataset_revision']}"
+    )
     return row
 
 
