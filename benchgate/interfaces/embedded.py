@@ -137,8 +137,13 @@ class EmbeddedServer:
         )
 
     def stop(self) -> None:
+        """Send the run's queued logs while the server still listens, then stop it."""
         if self.process is None:
             return
+        if "prefect.logging.handlers" in sys.modules:  # a flow ran: its log worker may hold records
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler().flush()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
