@@ -75,7 +75,7 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
     result = run_cli(["run", str(request), "--out", str(unconfigured / "out")], env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Error logging to API" not in result.stdout + result.stderr, "logs are sent before the server stops"
+    assert "Error logging to API" not in result.stdout + result.stderr, "logs go before the server stops"
     with sqlite3.connect(unconfigured / "home" / "prefect.db") as db:
         flows = {name for (name,) in db.execute("select name from flow_run")}
         tasks = {name for (name,) in db.execute("select name from task_run")}
