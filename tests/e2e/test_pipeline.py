@@ -7,11 +7,7 @@ match by definition, ROUGE with the rouge-score package itself, pass@1 from whic
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +23,7 @@ from benchgate.datasets.squad import read_squad
 from benchgate.gate.webhooks import verify
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
+from tests.support.processes import run_and_kill_when
 
 pytestmark = pytest.mark.slow
 
@@ -271,20 +268,7 @@ def test_sigkill_mid_generation_then_resume(tmp_path: Path, prefect_server) -> N
         data["gate"] = None
         request.write_text(json.dumps(data))
         env = cli_env(prefect_server, tmp_path / "store", E2E_API_KEY=FAKE_KEY)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "benchgate", "run", str(request)],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while server.count < 12 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.02)
-        assert process.poll() is None, "the run finished before it could be killed"
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        run_and_kill_when(request, env, lambda: server.count >= 12)
         killed_at = server.count
         in_flight_at_kill = server.in_flight
         time.sleep(0.3)

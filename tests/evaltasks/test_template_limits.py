@@ -3,20 +3,17 @@ recursion fail a bomb fast with a field-named message, and legitimate templates 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
-from typer.testing import CliRunner
 
 from benchgate.evaltasks.custom import templating
 from benchgate.evaltasks.custom.definition import lettered
-from benchgate.interfaces.cli import app
+from tests.evaltasks.test_custom_tasks import validate as validate_custom_task
 
 # Each would hang a thread, exhaust memory or crash (RecursionError) without the limits.
 BOMBS = {
@@ -54,24 +51,7 @@ ROWS = [
 
 
 def validate(tmp_path: Path, task: dict[str, Any], rows: list[dict[str, Any]] = ROWS) -> tuple[int, str]:
-    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    request = {
-        "name": "limits",
-        "models": [{"id": "ref", "provider": "builtin", "model": "reference"}],
-        "tasks": [
-            {
-                "task": "capitals",
-                "dataset": "data.jsonl",
-                "prompt": "{{ question }}",
-                "target": "answer",
-                "metrics": ["exact-match"],
-                **task,
-            }
-        ],
-    }
-    (tmp_path / "request.yaml").write_text(yaml.safe_dump(request))
-    result = CliRunner().invoke(app, ["validate", str(tmp_path / "request.yaml")])
-    return result.exit_code, result.output
+    return validate_custom_task(tmp_path, task, rows)
 
 
 @pytest.mark.parametrize("source", list(BOMBS.values()), ids=list(BOMBS))

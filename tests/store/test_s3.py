@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from benchgate.store.store import GENERATION_SCHEMA
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import ChatServer
 from tests.support.prefect_server import free_port
-from tests.support.processes import stop_group
+from tests.support.processes import run_and_kill_when, stop_group
 
 BUCKET = "bench"
 S3_ENV = {
@@ -195,20 +194,7 @@ def test_a_run_killed_mid_shard_loses_at_most_a_batch_and_counts_every_item_once
     store = Store(env["BENCHGATE_STORE"])
     with ChatServer(latency=0.1) as server:
         request = echo_request(tmp_path, server.url, {"slow": items}, concurrency, shard_size=items // shards)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "benchgate", "run", str(request)],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while server.count < items // 2 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.02)
-        assert process.poll() is None, "the run finished before it could be killed"
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        run_and_kill_when(request, env, lambda: server.count >= items // 2)
         killed_at, in_flight = server.count, server.in_flight
         leftovers = generation_objects(store, "slow")
         assert any(".journal-" in name for name in leftovers), f"answers were journaled: {leftovers}"

@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def stop_group(process: subprocess.Popen, term_wait: float = 10.0) -> None:
@@ -18,3 +24,23 @@ def stop_group(process: subprocess.Popen, term_wait: float = 10.0) -> None:
             continue
         except ProcessLookupError:
             return
+
+
+def run_and_kill_when(
+    request: Path, env: Mapping[str, str], reached: Callable[[], bool], timeout: float = 120
+) -> None:
+    """`benchgate run REQUEST`, SIGKILLed with its whole group once `reached()` (mid-generation)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchgate", "run", str(request)],
+        env=dict(env),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not reached() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
