@@ -19,7 +19,6 @@ from benchgate.judges import RubricJudging
 from benchgate.providers import create_provider
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import GenerationStats, TaskResult, plan_shards, summarize
-from benchgate.run.validation import parse_request
 from benchgate.spec.request import BenchmarkRequest, TaskSpec
 from benchgate.store import Store, partition_name
 from flows.concurrency import bounded_gather
@@ -56,9 +55,13 @@ def check_sandbox(request: BenchmarkRequest, specs: list[TaskSpec]) -> None:
 async def evaluate(
     request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
 ) -> dict[str, Any]:
-    """Takes only JSON parameters, so the same subflow runs in-process or on a work-pool worker."""
+    """Takes only JSON parameters, so the same subflow runs in-process or on a work-pool worker.
+
+    Its caller checked the request against the registries and the policy (the benchmark flow, or the
+    worker entry); here only its shape is read, not every task's data once more per subflow.
+    """
     logger = get_run_logger()
-    parsed = parse_request(request)
+    parsed = BenchmarkRequest.model_validate(request)
     model, spec = parsed.model(model_id), parsed.task(task_name)
     check_sandbox(parsed, [spec])
     store = Store(store_url)

@@ -21,7 +21,6 @@ from benchgate.providers import provider_class
 from benchgate.providers.http import HttpProvider
 from benchgate.providers.shared_limits import limits_across_processes, shared_limits, upsert_limits
 from benchgate.run.evaluation import TaskResult
-from benchgate.run.validation import parse_request
 from benchgate.settings import settings
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
@@ -90,7 +89,7 @@ async def evaluate_on_pool(
     path = result_path(store, benchmark_id, model_id, task_name)
     if run.state is not None and run.state.is_completed() and store.exists(path):
         return json.loads(store.read_bytes(path))
-    spec = parse_request(request).task(task_name)
+    spec = BenchmarkRequest.model_validate(request).task(task_name)  # for its dataset name only
     state = run.state.name if run.state else "unknown"
     return TaskResult(
         model_id,
