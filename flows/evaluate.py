@@ -13,16 +13,16 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
-from benchgate.errors import DatasetError, ProviderConfigError, SandboxError
-from benchgate.evaltasks import make_task, metric_infos
+from benchgate.errors import DatasetError, ProviderConfigError
+from benchgate.evaltasks import make_task
 from benchgate.judges import RubricJudging
 from benchgate.providers import create_provider
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import GenerationStats, TaskResult, plan_shards, summarize
-from benchgate.spec.request import BenchmarkRequest, TaskSpec
+from benchgate.run.preflight import check_sandbox
+from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
 from flows.concurrency import bounded_gather
-from scorers.sandbox import SandboxUnavailable, isolation_mode
 from tasks.examples import load_examples
 from tasks.generate import generate
 from tasks.judge import judge
@@ -39,16 +39,6 @@ def shards_in_flight(concurrency: int, shard_size: int) -> int:
 def items_ahead(concurrency: int, shard_size: int) -> int:
     """Unfinished requests the producer keeps started: every slot busy, plus items asleep in backoff."""
     return max(16 * concurrency, 2 * shard_size)
-
-
-def check_sandbox(request: BenchmarkRequest, specs: list[TaskSpec]) -> None:
-    """Raise SandboxError, before any model is called, if tasks that run model-written code (pass@k)
-    could not run it here: `sandbox: required` needs bubblewrap, `auto` any isolation that contains it."""
-    if any(m.kind == "pass@k" for spec in specs for m in metric_infos(spec)):
-        try:
-            isolation_mode(require_isolation=request.sandbox == "required")
-        except SandboxUnavailable as error:
-            raise SandboxError(str(error)) from None
 
 
 @flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)

@@ -20,19 +20,6 @@ from benchgate.interfaces.cli_common import StoreOption, app, user_errors
 from benchgate.run.validation import load_request
 from benchgate.settings import quiet_prefect, settings
 from benchgate.spec.report import GateDecision, Report, format_number
-from benchgate.spec.request import BenchmarkRequest
-
-
-def preflight(request: BenchmarkRequest) -> None:
-    """Fail before any flow starts when a model's secret cannot be resolved, or model-written code
-    could not run here as `sandbox:` asks (work-pool workers check for themselves)."""
-    from benchgate.secrets import resolve_api_key
-    from flows.evaluate import check_sandbox
-
-    for model in request.models:
-        resolve_api_key(model)
-    if request.execution == "local":
-        check_sandbox(request, request.tasks)
 
 
 def print_summary(report: Report, exit_code: int) -> None:
@@ -76,6 +63,8 @@ def run(
     quiet_prefect()
     server = EmbeddedServer.start_if_unconfigured()  # boots while Prefect is imported below
     try:
+        from benchgate.run.preflight import preflight
+
         preflight(parsed)
         from flows.benchmark import benchmark
 
