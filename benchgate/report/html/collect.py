@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from benchgate.report.history import history_rows, read_history
+from benchgate.report.items import prompt_text
 from benchgate.spec.report import Report, TaskDetails
 from benchgate.store import Store, partition_name
 
@@ -84,7 +85,7 @@ def _item(
         "task": task,
         "id": example_id,
         "scores": scores,
-        "prompt": excerpt(_prompt_text(generation.get("prompt"))),
+        "prompt": excerpt(prompt_text(generation.get("prompt"))),
         "output": excerpt(generation.get("output")),
         "reference": references.get(example_id, ""),
         "latency_ms": _finite(generation.get("latency_ms")),
@@ -135,19 +136,6 @@ def _reference_text(encoded: str | None) -> str:
     if isinstance(values, list) and all(isinstance(v, str) for v in values):
         return " | ".join(values)
     return json.dumps(values, ensure_ascii=False)
-
-
-def _prompt_text(encoded: str | None) -> str:
-    """The last chat message (the item's own question); earlier ones are the task's shared instructions."""
-    if not encoded:
-        return ""
-    try:
-        messages = json.loads(encoded)
-    except json.JSONDecodeError:
-        return encoded
-    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
-        return str(messages[-1].get("content", ""))
-    return encoded
 
 
 def _mark_regressions(report: Report, items: list[dict[str, Any]]) -> None:
