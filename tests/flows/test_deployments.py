@@ -302,6 +302,12 @@ def test_api_round_trip_through_the_on_demand_deployment(deployed: Deployed, tmp
         for r in runs_of(deployed.server, "benchmark/on-demand")
         if r.parameters["benchmark_id"] == benchmark_id
     ]
+    # report.json is published before the flow records history and ends: wait for its final state.
+    run = wait_for(
+        lambda: (r := client_call(deployed.server, "read_flow_run", run.id)).state.is_final() and r,
+        60,
+        "the on-demand run's final state",
+    )
     assert run.state.is_completed()
 
 
