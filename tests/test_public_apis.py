@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ROOTS = ("benchgate", "flows", "tasks", "scorers", "deployments", "bench")
 # bench/ scripts import each other by module name (they run as `python bench/x.py`).
 OWN_PACKAGES = frozenset({*SOURCE_ROOTS, "tests", *(path.stem for path in (ROOT / "bench").glob("*.py"))})
-GUARDED = frozenset({"httpx", "httpcore", "prefect", "datasets"})
+GUARDED = frozenset({"aiohttp", "aiohttp_socks", "httpx", "prefect", "datasets", "yarl"})
 # Private attributes of objects from those libraries that this project has reached for before.
 KNOWN_PRIVATE_ATTRIBUTES = frozenset({"_pool", "_transport", "_transport_for_url", "_mounts", "_fingerprint"})
 PRIVATE_KEYWORDS = frozenset({"_sync"})  # Prefect's async_dispatch switch
@@ -72,7 +72,7 @@ def private_uses(tree: ast.Module) -> Iterator[tuple[int, str]]:
             yield node.lineno, f"{node.arg}= keyword"
 
 
-def test_no_private_api_of_httpx_httpcore_prefect_or_datasets() -> None:
+def test_no_private_api_of_http_clients_prefect_or_datasets() -> None:
     found = [
         f"{name}:{line}: {what}" for name, tree in parsed() for line, what in sorted(set(private_uses(tree)))
     ]

@@ -17,10 +17,10 @@ becomes a Completion; everything that decides whether an item costs one call or 
 - Other 4xx are the item's own failure (ProviderError, not transient), except 401/403/404, which
   say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
   the same provider instance fails immediately with it (no request is sent).
-- Client CPU is kept low on purpose: plain json, bodies encoded once, as many keep-alive
-  connections per provider instance as the model's concurrency, and requests sent straight to
-  httpcore connection pools (benchgate.providers.connections) with prebuilt header lists:
-  httpx's client layers were ~30% of the CPU.
+- Client CPU is kept low on purpose: plain json, bodies encoded once, and requests sent through one
+  aiohttp session per provider instance (benchgate.providers.connections) holding as many
+  keep-alive connections as the model's concurrency, its fixed headers set once on the session:
+  httpx/httpcore cost about three times the CPU per request.
 """
 
 from __future__ import annotations
@@ -33,17 +33,19 @@ import logging
 import random
 import time
 from abc import abstractmethod
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-import httpcore
-import httpx
+import aiohttp
+from python_socks import ProxyError as SocksProxyError
+from yarl import URL
 
+from benchgate import __version__
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
 from benchgate.providers.base import Completion, Provider
-from benchgate.providers.connections import connection_pool
+from benchgate.providers.connections import Route, environment_proxy, open_route
 from benchgate.providers.limits import limiter_for
 from benchgate.providers.shared_limits import ServerLimiter, held_by_server
 from benchgate.spec.example import Example
@@ -53,16 +55,10 @@ logger = logging.getLogger(__name__)
 
 CONFIG_STATUSES = frozenset({401, 403, 404})
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
-POOL_SHARD_SIZE = 8
 ERROR_MESSAGE_CHARS = 200
 Outcome = Literal["config", "item", "transient"]
-# What httpx calls a TransportError, as httpcore raises it (timeouts are caught before these).
-TRANSPORT_ERRORS = (
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.ProxyError,
-    httpcore.UnsupportedProtocol,
-)
+# Refused, reset, dropped or malformed connections, proxies included (timeouts are caught before these).
+TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, SocksProxyError)
 
 
 @dataclass(frozen=True)
@@ -76,8 +72,11 @@ class RetryPolicy:
         return random.uniform(0.0, min(self.cap, self.base * 2.0 ** (retry - 1)))
 
 
-def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms` (OpenAI), Retry-After seconds or HTTP date."""
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms` (OpenAI), Retry-After seconds or HTTP date.
+
+    `headers` is looked up case-insensitively (the response's own header mapping).
+    """
     millis = headers.get("retry-after-ms")
     if millis:
         try:
@@ -165,28 +164,15 @@ class HttpProvider(Provider):
         if not base_url:
             raise ConfigurationError(f"model {spec.id!r}: provider {self.name!r} needs a base_url")
         self.base_url = base_url.rstrip("/")
+        environment_proxy(URL(self.base_url))  # a proxy setting it cannot use: refused before any call
         self._limiter = limiter_for(spec)
         self._server = ServerLimiter(spec, self.base_url) if held_by_server() else None
         self._config_error: ProviderConfigError | None = None
         self._headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
-        # httpcore matches queued requests to connections in O(requests x connections) on every
-        # state change (13 ms of CPU per request at 128 connections in one pool, 0.7 ms in pools of
-        # 8), so the connections are split over small pools; a request takes the one with most room.
-        shards = -(-spec.concurrency // POOL_SHARD_SIZE)
-        sizes = [len(range(i, spec.concurrency, shards)) for i in range(shards)]
-        self._pools = [connection_pool(self.base_url, size) for size in sizes]
-        self._free = sizes
+        self._route: Route | None = None  # opened by the first request, in the loop that sends it
+        self._urls: dict[str, URL] = {}
         connect = min(spec.timeout, 10.0)
-        timeouts = {"connect": connect, "read": spec.timeout, "write": spec.timeout, "pool": None}
-        self._extensions: dict[str, Any] = {"timeout": timeouts}
-        fixed = {
-            "accept": "*/*",
-            "accept-encoding": "identity",
-            "user-agent": f"python-httpx/{httpx.__version__}",
-            **{name.lower(): value for name, value in self._headers.items()},
-        }
-        self._raw_headers = [(name.encode(), value.encode()) for name, value in fixed.items()]
-        self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=spec.timeout)
         self._ghosts: dict[asyncio.TimerHandle, UUID | None] = {}  # each with its server lease, if any
         self._releasing: set[asyncio.Task[None]] = set()
 
@@ -287,34 +273,22 @@ class HttpProvider(Provider):
                 await asyncio.sleep(wait)
 
     async def _attempt(self, url: str, content: bytes, estimate: float) -> Completion | _Failure:
-        free = self._free
-        shard = free.index(max(free))
-        free[shard] -= 1
-        target = self._targets.get(url) or self._target(url)
-        request = httpcore.Request(
-            b"POST",
-            target[0],
-            headers=[*target[1], (b"content-length", str(len(content)).encode())],
-            content=content,
-            extensions=self._extensions,
-        )
+        route = self._route or self._open_route()
+        target = self._urls.get(url) or self._target(url)
         try:
-            response = await self._pools[shard].handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        except httpcore.TimeoutException as error:
-            # httpcore has closed the connection: one whose response was not read to the end is never reused.
+            async with route.session.post(
+                target, data=content, headers=self._headers, timeout=self._timeout, **route.request_options
+            ) as response:
+                body = await response.read()
+        except aiohttp.ServerTimeoutError as error:
+            # aiohttp has closed the connection: one whose response was not read to the end is never reused.
             return _Failure(
                 f"timeout after {self.spec.timeout:g}s ({type(error).__name__})",
                 timed_out=True,
-                abandoned=not isinstance(error, httpcore.ConnectTimeout),
+                abandoned=not isinstance(error, aiohttp.ConnectionTimeoutError),
             )
         except TRANSPORT_ERRORS as error:
             return _Failure(f"connection error ({type(error).__name__}: {self._scrub(str(error))})")
-        finally:
-            free[shard] += 1
         status = response.status
         if status < 300:
             try:
@@ -339,7 +313,7 @@ class HttpProvider(Provider):
         cause = f"HTTP {status} from {url}: {self._scrub(detail)}"
         outcome = self.classify(status, error_object)
         if outcome == "transient":
-            return _Failure(cause, status, retry_after_seconds(httpx.Headers(response.headers)))
+            return _Failure(cause, status, retry_after_seconds(response.headers))
         if outcome == "config":
             if self._config_error is None:  # items already in flight keep the first error
                 self._config_error = ProviderConfigError(
@@ -349,16 +323,19 @@ class HttpProvider(Provider):
             raise self._config_error
         raise ProviderError(f"model {self.spec.id!r}: {cause}", transient=False, status=status)
 
-    def _target(self, url: str) -> tuple[httpcore.URL, list[tuple[bytes, bytes]]]:
-        """The httpcore URL and the headers up to Content-Length for one URL, built once."""
-        parsed = httpx.URL(url)  # normalises and percent-encodes as httpx would
-        target = httpcore.URL(
-            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
-        )
-        entry = (target, [(b"host", parsed.netloc), *self._raw_headers])
-        if len(self._targets) < 256:
-            self._targets[url] = entry
-        return entry
+    def _target(self, url: str) -> URL:
+        """`url` exactly as the provider built it (its own percent-encoding kept), parsed once."""
+        target = URL(url, encoded=True)
+        if len(self._urls) < 256:
+            self._urls[url] = target
+        return target
+
+    def _open_route(self) -> Route:
+        """The session, with the headers that carry no secret; the key and the model's own headers
+        (`self._headers`) go with each request only, never to a proxy's CONNECT."""
+        headers = {"accept": "*/*", "accept-encoding": "identity", "user-agent": f"benchgate/{__version__}"}
+        self._route = open_route(self.base_url, self.spec.concurrency, headers)
+        return self._route
 
     def _scrub(self, text: str) -> str:
         """Providers sometimes echo the key back; it must never reach a message or a log."""
@@ -420,5 +397,6 @@ class HttpProvider(Provider):
                 await asyncio.gather(*self._releasing, return_exceptions=True)
             if self._server is not None:
                 await self._server.aclose()
-            for pool in self._pools:
-                await pool.aclose()
+            if self._route is not None:
+                await self._route.session.close()
+                self._route = None

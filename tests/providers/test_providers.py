@@ -65,7 +65,7 @@ def test_a_provider_is_imported_only_when_named():
         "import json, sys\n"
         "from benchgate.providers import provider_class\n"
         "provider_class('builtin')\n"
-        "http_stack = [m for m in sys.modules if m.partition('.')[0] in ('httpx', 'httpcore')]\n"
+        "http_stack = [m for m in sys.modules if m.partition('.')[0] in ('aiohttp', 'httpx', 'yarl')]\n"
         "providers = [m for m in sys.modules if m.startswith('benchgate.providers.')]\n"
         "print(json.dumps(sorted(http_stack + providers)))"
     )
