@@ -14,7 +14,6 @@ from prefect.runtime import flow_run
 from benchgate.report.build import new_benchmark_id, report_exit_code, skeleton_report
 from benchgate.settings import settings
 from benchgate.spec.report import ReportStatus
-from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
@@ -49,17 +48,17 @@ async def benchmark(
     logger.info("benchmark %s: %d models x %d tasks", benchmark_id, len(parsed.models), len(parsed.tasks))
     try:
         with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
-            if parsed.execution == "work-pool":  # one process per subflow: limits held by the server
+            units = [(m.id, t.task) for t in parsed.tasks for m in parsed.models if not m.judge_only]
+            at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
+            if parsed.execution == "work-pool":  # lanes in processes of their own: limits held by the server
                 await create_shared_limits(parsed)
-            results = await bounded_gather(
-                [
-                    functools.partial(_evaluate, parsed, model.id, task.task, benchmark_id, store)
-                    for task in parsed.tasks
-                    for model in parsed.models
-                    if not model.judge_only
-                ],
-                settings().max_concurrent_subflows,  # 4 unless the server is on PostgreSQL
-            )
+                results = await evaluate_on_pool(parsed, units, benchmark_id, store, at_once)
+            else:
+                body = parsed.model_dump(mode="json")
+                results = await bounded_gather(
+                    [functools.partial(evaluate, body, m, t, benchmark_id, store.url) for m, t in units],
+                    at_once,
+                )
             results = await compare_pairwise(parsed, results, benchmark_id, store)
             report = aggregate(benchmark_id, parsed, results)
             target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
@@ -83,10 +82,3 @@ def _write_status(store: Store, benchmark_id: str, name: str, status: ReportStat
         store.report_path(benchmark_id, "report.json"),
         json.dumps(skeleton_report(benchmark_id, name, status)).encode(),
     )
-
-
-async def _evaluate(
-    request: BenchmarkRequest, model_id: str, task_name: str, benchmark_id: str, store: Store
-) -> dict[str, Any]:
-    run = evaluate_on_pool if request.execution == "work-pool" else evaluate
-    return await run(request.model_dump(mode="json"), model_id, task_name, benchmark_id, store.url)

@@ -1,21 +1,34 @@
-"""`execution: work-pool`: each (model, evaluation task) runs as a flow run of a deployment on a work pool.
+"""`execution: work-pool`: a benchmark's (model, evaluation task) units run in a few lanes on a work pool.
+
+A lane is one flow run of the evaluate deployment, one worker process, running its units one after
+another as in-process `evaluate` subflows, so the Prefect UI still shows every model x task as its own
+subflow with its progress and artifacts. Why lanes and not a flow run per unit: a flow run costs a
+worker poll and a new process (Python, Prefect and benchgate imported, the flow loaded), 10-20 s per
+wave of subflows on a shared 2-core machine; a lane pays it once (docs/operations.md, "What the work
+pool costs"). A benchmark runs min(units, BENCHGATE_MAX_CONCURRENT_SUBFLOWS) lanes, as many units at
+once as local mode; units are assigned before the fan-out, balanced by their expected model time.
 
 A worker's flow run cannot hand its return value back (evaluate does not persist results, and the
-parent may not reach the worker's result storage), so the worker side writes the TaskResult into the
-shared store and the dispatching side reads it from there: the store stays the source of truth.
+parent may not reach the worker's result storage), so a lane writes each unit's TaskResult into the
+shared store as it ends, tagged with the lane's flow run id, and the dispatching side reads them from
+there: the store stays the source of truth, and a lane that crashes loses only its unfinished units.
 
-Every flow run is a process of its own, so the models' concurrency and rate limits are held by the
-Prefect server (benchgate/providers/shared_limits.py): created before the fan-out, taken on workers.
+Lanes are processes of their own, so the models' concurrency and rate limits are held by the Prefect
+server (benchgate/providers/shared_limits.py): created before the fan-out, taken in the lanes.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import TagsContext
 from prefect.deployments import arun_deployment
+from prefect.runtime import flow_run
 
 from benchgate.providers import provider_class
 from benchgate.providers.http import HttpProvider
@@ -24,10 +37,15 @@ from benchgate.run.evaluation import TaskResult
 from benchgate.settings import settings
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
+from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
 from flows.policy import checked_request
 
-POLL_SECONDS = 1.0
+Unit = tuple[str, str]  # (model id, evaluation task name)
+# How often the dispatcher asks for a lane's state: a lane's end is noticed once, not once per unit.
+POLL_SECONDS = 2.0
+# A task without `limit` counts as this many items when balancing (its size is known only on a worker).
+UNKNOWN_ITEMS = 1000
 
 
 def evaluate_deployment() -> str:
@@ -40,17 +58,51 @@ def result_path(store: Store, benchmark_id: str, model_id: str, task_name: str) 
     )
 
 
-@flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
+def plan_lanes(request: BenchmarkRequest, units: Sequence[Unit], lanes: int) -> list[list[Unit]]:
+    """`units` over min(lanes, len(units)) lanes, each unit (longest first) onto the least loaded lane.
+
+    A unit's expected model time is items x answers per item / the model's concurrency; within a lane
+    units keep the request's order.
+    """
+
+    def cost(unit: Unit) -> float:
+        model, task = request.model(unit[0]), request.task(unit[1])
+        return (task.limit or UNKNOWN_ITEMS) * task.generations_per_item / model.concurrency
+
+    plan: list[list[int]] = [[] for _ in range(min(lanes, len(units)))]
+    loads = [0.0] * len(plan)
+    for index in sorted(range(len(units)), key=lambda i: -cost(units[i])):
+        lane = loads.index(min(loads))
+        plan[lane].append(index)
+        loads[lane] += cost(units[index])
+    return [[units[i] for i in sorted(lane)] for lane in plan]
+
+
+@flow(name="evaluate", persist_result=False)
 async def evaluate_on_worker(
-    request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
-) -> dict[str, Any]:
-    """The worker side: evaluate's body in this flow run, then its result into the store."""
-    checked_request(request, store_url)  # dispatched by a checked benchmark run; the policy file if any
-    with limits_across_processes():
-        result = await evaluate.fn(request, model_id, task_name, benchmark_id, store_url)
+    request: dict[str, Any], units: list[Unit], benchmark_id: str, store_url: str
+) -> None:
+    """A lane, on a worker: each unit an evaluate subflow, its result into the store as it ends.
+
+    A unit that raises is stored as a failure and the next units still run; the lane then ends
+    Failed, so its state says so too.
+    """
+    parsed = checked_request(request, store_url)  # from a checked benchmark run; the policy file if any
     store = Store(store_url)
-    store.write_bytes(result_path(store, benchmark_id, model_id, task_name), json.dumps(result).encode())
-    return result
+    lane_id = str(flow_run.get_id())
+    failed = []
+    with limits_across_processes():
+        for model_id, task_name in units:
+            try:
+                result = await evaluate(request, model_id, task_name, benchmark_id, store_url)
+            except Exception as error:
+                get_run_logger().exception("%s · %s failed", model_id, task_name)
+                failed.append(f"{model_id} · {task_name}")
+                result = _failure(parsed, model_id, task_name, f"{type(error).__name__}: {error}")
+            record = json.dumps({"flow_run_id": lane_id, "result": result}).encode()
+            store.write_bytes(result_path(store, benchmark_id, model_id, task_name), record)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(units)} subflows failed: {', '.join(failed)}")
 
 
 async def create_shared_limits(request: BenchmarkRequest) -> None:
@@ -68,33 +120,51 @@ async def create_shared_limits(request: BenchmarkRequest) -> None:
 
 
 async def evaluate_on_pool(
-    request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
-) -> dict[str, Any]:
-    """The dispatching side: run the deployment as a subflow, wait for it, read its result from the store."""
-    store = Store(store_url)
+    request: BenchmarkRequest, units: Sequence[Unit], benchmark_id: str, store: Store, lanes: int
+) -> list[dict[str, Any]]:
+    """The dispatching side: the lanes as subflows of this flow run; the units' results, in `units` order."""
+    plan = plan_lanes(request, units, lanes)
     parameters = {
-        "request": request,
-        "model_id": model_id,
-        "task_name": task_name,
+        "request": request.model_dump(mode="json"),
         "benchmark_id": benchmark_id,
         "store_url": store.root if store.is_local else store.url,  # a worker's working directory differs
     }
-    run = await arun_deployment(
-        evaluate_deployment(),
-        parameters=parameters,
-        tags=sorted(TagsContext.get().current_tags),
-        poll_interval=POLL_SECONDS,
-        timeout=None,
+    tags = sorted(TagsContext.get().current_tags)
+
+    async def run_lane(number: int, lane: list[Unit]) -> FlowRun:
+        return await arun_deployment(
+            evaluate_deployment(),
+            parameters={**parameters, "units": lane},
+            flow_run_name=f"evaluate · lane {number} of {len(plan)} · {len(lane)} model x task",
+            tags=tags,
+            poll_interval=POLL_SECONDS,
+            timeout=None,
+        )
+
+    runs = await bounded_gather(
+        [functools.partial(run_lane, n, lane) for n, lane in enumerate(plan, 1)], len(plan)
     )
-    path = result_path(store, benchmark_id, model_id, task_name)
-    if run.state is not None and run.state.is_completed() and store.exists(path):
-        return json.loads(store.read_bytes(path))
-    spec = BenchmarkRequest.model_validate(request).task(task_name)  # for its dataset name only
+    results = {
+        unit: _lane_result(request, store, benchmark_id, run, unit)
+        for run, lane in zip(runs, plan, strict=True)
+        for unit in lane
+    }
+    return [results[unit] for unit in units]
+
+
+def _lane_result(
+    request: BenchmarkRequest, store: Store, benchmark_id: str, run: FlowRun, unit: Unit
+) -> dict[str, Any]:
+    """The unit's result as its lane stored it, or a failure if the lane ended before storing it."""
+    path = result_path(store, benchmark_id, *unit)
+    if store.exists(path):
+        record = json.loads(store.read_bytes(path))
+        if record["flow_run_id"] == str(run.id):  # not a result left by an earlier run of this id
+            return record["result"]
     state = run.state.name if run.state else "unknown"
-    return TaskResult(
-        model_id,
-        task_name,
-        spec.dataset or task_name,
-        "",
-        failure=f"work-pool flow run {run.name} ended {state}",
-    ).to_dict()
+    return _failure(request, *unit, f"work-pool flow run {run.name} ended {state} before this subflow ended")
+
+
+def _failure(request: BenchmarkRequest, model_id: str, task_name: str, reason: str) -> dict[str, Any]:
+    dataset = request.task(task_name).dataset or task_name
+    return TaskResult(model_id, task_name, dataset, "", failure=reason).to_dict()

@@ -1,7 +1,8 @@
-"""`execution: work-pool`: two real workers on one pool run the subflows; the report equals local mode's.
+"""`execution: work-pool`: two real workers on one pool run the lanes; the report equals local mode's.
 
-Also on a Prefect server backed by PostgreSQL (tests/support/postgres.py), with the SQLite cap on
-concurrent subflows lifted (BENCHGATE_MAX_CONCURRENT_SUBFLOWS), as docs/operations.md recommends.
+On SQLite with 2 subflows at once, so each lane runs two model x task subflows in its process; also on a
+Prefect server backed by PostgreSQL (tests/support/postgres.py), with the SQLite cap on concurrent
+subflows lifted (BENCHGATE_MAX_CONCURRENT_SUBFLOWS) as docs/operations.md recommends: a lane per unit.
 """
 
 from __future__ import annotations
@@ -80,25 +81,43 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def runs_of(server: PrefectServer, deployment_name: str) -> list[Any]:
+async def lanes_and_subflows(
+    server: PrefectServer, deployment_name: str
+) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """The deployment's flow runs (the lanes) and their subflows, each with the id of its lane."""
     from prefect.client.orchestration import PrefectClient
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
 
     async with PrefectClient(server.api_url) as client:
         deployment = await client.read_deployment_by_name(deployment_name)
-        return await client.read_flow_runs(
+        lanes = await client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
         )
+        subflows = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[lane.id for lane in lanes])
+            )
+        )
+        parents = [
+            await client.read_task_run(run.parent_task_run_id) for run in subflows if run.parent_task_run_id
+        ]
+        return lanes, [(run, parent.flow_run_id) for run, parent in zip(subflows, parents, strict=True)]
 
 
-SERVERS = {"sqlite": ("prefect_server", 4), "postgresql": ("prefect_server_postgres", 16)}
+# database: (server fixture, BENCHGATE_MAX_CONCURRENT_SUBFLOWS, lanes for 2 models x 2 tasks)
+SERVERS = {"sqlite": ("prefect_server", 2, 2), "postgresql": ("prefect_server_postgres", 16, 4)}
 
 
 @pytest.mark.parametrize("database", SERVERS)
 def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
     database: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    fixture, max_subflows = SERVERS[database]
+    fixture, max_subflows, n_lanes = SERVERS[database]
     prefect_server: PrefectServer = request.getfixturevalue(fixture)
     shared_store = tmp_path / "shared-store"
     deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
@@ -121,21 +140,28 @@ def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
             result = run_cli(["run", str(path), "--out", str(tmp_path / execution)], env, timeout=300)
             print(f"{database} {execution}: benchmark took {time.monotonic() - started:.1f} s")
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        runs = asyncio.run(runs_of(prefect_server, DEPLOYMENT))
+        lanes, subflows = asyncio.run(lanes_and_subflows(prefect_server, DEPLOYMENT))
     finally:
         for worker in workers:
             worker.stop()
     logs = "\n".join(w.log.read_text(errors="replace")[-2000:] for w in workers)
-    assert len(runs) == 4, logs
-    assert all(run.state.is_completed() for run in runs), [run.state for run in runs]
-    assert sorted(run.name for run in runs) == sorted(
+    assert len(lanes) == n_lanes, logs
+    assert all(lane.state.is_completed() for lane in lanes), [lane.state for lane in lanes]
+    assert sorted(lane.name.split(" · ")[1] for lane in lanes) == [
+        f"lane {n} of {n_lanes}" for n in range(1, n_lanes + 1)
+    ]
+    ran_on = {lane.labels.get("prefect.worker.name") for lane in lanes}
+    assert ran_on == {"fanout-1", "fanout-2"}, ran_on
+    assert all("benchmark:Fan-out" in lane.tags for lane in lanes)
+    # Every model x task is its own evaluate subflow of a lane, in the lane's process, as in local mode.
+    assert sorted(run.name for run, _ in subflows) == sorted(
         f"evaluate · {m} · {t}"
         for m in ("reference", "baseline")
         for t in ("text-summarization", "question-answering")
     )
-    ran_on = {run.labels.get("prefect.worker.name") for run in runs}
-    assert ran_on == {"fanout-1", "fanout-2"}, ran_on
-    assert all("benchmark:Fan-out" in run.tags for run in runs)
+    assert all(run.state.is_completed() for run, _ in subflows), [run.state for run, _ in subflows]
+    per_lane = {lane.id: sum(parent == lane.id for _, parent in subflows) for lane in lanes}
+    assert sorted(per_lane.values()) == [4 // n_lanes] * n_lanes, per_lane
     remote = json.loads((tmp_path / "work-pool" / "report.json").read_text())
     local = json.loads((tmp_path / "local" / "report.json").read_text())
     assert remote["benchmarkId"] != local["benchmarkId"]
