@@ -82,12 +82,13 @@ async def evaluate(
         shard_items = (spec.shard_size or 100) * max((len(groups) for groups in shards), default=1)
         in_flight = shards_in_flight(model.concurrency, shard_items)
         ahead = items_ahead(model.concurrency, shard_items)
+        examples_file = store.open_examples(info.digest)
         producer = ShardProducer(
             provider,
             context,
             cached,
             store,
-            functools.partial(store.read_example_shard, info.digest),
+            examples_file.read_group,
             shards,
             max_items_ahead=ahead,
             max_shards_ahead=2 * in_flight + math.ceil(ahead / shard_items),
@@ -123,6 +124,7 @@ async def evaluate(
         finally:
             reporter.cancel()
             await producer.aclose()
+            examples_file.close()
             await provider.aclose()
             if judging is not None:
                 await judging.aclose()

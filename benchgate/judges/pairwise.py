@@ -44,7 +44,8 @@ async def compare(
     spec = request.task(task_name)
     task = make_task(spec, require_isolation=request.sandbox == "required")
     info = await asyncio.to_thread(prepare_examples, store, task)
-    examples = [e for shard in range(info.n_shards) for e in store.read_example_shard(info.digest, shard)]
+    with store.open_examples(info.digest) as file:
+        examples = [e for group in range(info.n_shards) for e in file.read_group(group)]
     scores = store.read_scores(benchmark_id, result["model_id"], task_name)
     if scores is not None:  # items that already erred are not judged (nor counted twice)
         scored = set(scores["example_id"])

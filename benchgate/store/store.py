@@ -211,18 +211,9 @@ class Store:
             metadata = pq.ParquetFile(handle).metadata
             return metadata.num_rows, metadata.num_row_groups
 
-    def read_example_shard(self, examples_digest: str, shard: int) -> list[Example]:
-        with self.fs.open(self.examples_path(examples_digest), "rb") as handle:
-            rows = pq.ParquetFile(handle).read_row_group(shard).to_pylist()
-        return [
-            Example(
-                r["example_id"],
-                json.loads(r["messages"]),
-                json.loads(r["references"]),
-                json.loads(r["fields"]),
-            )
-            for r in rows
-        ]
+    def open_examples(self, examples_digest: str) -> ExampleFile:
+        """The examples file held open for reading its row groups one by one."""
+        return ExampleFile(self.fs.open(self.examples_path(examples_digest), "rb"))
 
     # generations -----------------------------------------------------------------------------
     def generations_dir(self, model_id: str, task: str) -> str:
@@ -322,6 +313,37 @@ class Store:
             return json.loads(self.read_bytes(path))
         except json.JSONDecodeError as error:
             raise StoreError(f"corrupt report {path}: {error}") from None
+
+
+class ExampleFile:
+    """An examples file held open: its footer (every row group's metadata) is parsed once, not per
+    row group read, which at 500 row groups made reading them all quadratic."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._parquet = pq.ParquetFile(handle)
+
+    def read_group(self, group: int) -> list[Example]:
+        rows = self._parquet.read_row_group(group).to_pylist()
+        return [
+            Example(
+                r["example_id"],
+                json.loads(r["messages"]),
+                json.loads(r["references"]),
+                json.loads(r["fields"]),
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self._parquet.close()
+        self._handle.close()
+
+    def __enter__(self) -> ExampleFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 class GenerationWriter:

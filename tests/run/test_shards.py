@@ -59,9 +59,9 @@ async def test_a_shard_of_several_row_groups_is_journaled_per_item_and_becomes_o
         spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=2)
         provider = create_provider(spec)
         context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
-        read = lambda group: store.read_example_shard("qa-digest", group)  # noqa: E731
+        examples = store.open_examples("qa-digest")
         producer = ShardProducer(
-            provider, context, {}, store, read, groups, max_items_ahead=8, max_shards_ahead=2
+            provider, context, {}, store, examples.read_group, groups, max_items_ahead=8, max_shards_ahead=2
         )
         directory = Path(store.generations_dir("m", "qa"))
         producer.start()
@@ -76,6 +76,7 @@ async def test_a_shard_of_several_row_groups_is_journaled_per_item_and_becomes_o
         finally:
             await producer.aclose()
             await provider.aclose()
+            examples.close()
     assert outcome.requests == 30
     assert sorted(r["example_id"] for r in outcome.rows) == sorted(e.example_id for e in qa_examples(30))
     assert producer.items_done == 30
