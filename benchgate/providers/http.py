@@ -231,7 +231,7 @@ class HttpProvider(Provider):
                     lease = await self._server.acquire()
                 await self._limiter.wait_for_rate(estimate)
                 if self._server is not None:  # last, so that starts stay paced on the wire
-                    await self._server.pace()
+                    await self._server.pace(estimate)
                 sent = time.perf_counter()
                 outcome = await self._attempt(url, content, estimate)
                 abandoned = isinstance(outcome, _Failure) and outcome.abandoned
@@ -306,8 +306,12 @@ class HttpProvider(Provider):
             if completion.input_tokens is not None or completion.output_tokens is not None:
                 used = (completion.input_tokens or 0) + (completion.output_tokens or 0)
                 self._limiter.settle(estimate, used)
+                if self._server is not None:
+                    self._server.settle(used)
             return completion
         self._limiter.settle(estimate, 0)
+        if self._server is not None:
+            self._server.settle(0)
         provider_message, error_object = error_details(body)
         detail = provider_message or "no error message in the provider's format"
         cause = f"HTTP {status} from {url}: {self._scrub(detail)}"

@@ -1,9 +1,9 @@
 """A model's limits held by the Prefect server, so they hold across processes (`execution: work-pool`).
 
 On a work pool every model x task is a flow run in a process of its own, so limits.py's
-per-process limiter would let three subflows of a model send three times its concurrency and
-its requests per minute. In those runs the limits are Prefect global concurrency limits, one
-pair per model identity (provider, endpoint scheme/host/port, model name; not the key, which is
+per-process limiter would let three subflows of a model send three times its concurrency, its
+requests and its tokens per minute. In those runs the limits are Prefect global concurrency limits,
+named per model identity (provider, endpoint scheme/host/port, model name; not the key, which is
 never sent anywhere), so every benchmark calling the same model shares them:
 
 - `<name>:concurrency`: limit = `concurrency`, no decay. An attempt holds one slot, on a lease,
@@ -13,10 +13,24 @@ never sent anywhere), so every benchmark calling the same model shares them:
 - `<name>:requests` (with `rate_limit.requests_per_minute`): limit 1, decaying at rpm/60 slots
   per second. The server decays whole slots since the row's last update, so consecutive
   requests start at least 60/rpm s apart: at most rpm in any minute, as the local pacing.
+- `<name>:tokens` (with `rate_limit.tokens_per_minute`): a leaky bucket of tokens, one slot a
+  token. Limit B = tpm/20 (the burst: 3 s of tokens), decaying at (tpm - B)/60 slots per second,
+  so the tokens started in any W seconds are at most B + (tpm - B) W/60: never more than tpm in any
+  minute, at 95% of tpm when sustained. A request takes min(estimate, B) slots before it is sent
+  (one larger than the bucket fills it instead of waiting forever; Prefect refuses more slots
+  than the limit). Once the response reports its usage the difference is settled in the
+  process, without an API call: a shortfall is owed and taken, in chunks of at most B, before the
+  instance's next request (or when it closes); an over-estimate becomes a credit that pays for
+  the next requests' tokens. A credit shrinks by (tpm - B)/60 a second from its request's start:
+  the server's level drains at that rate whether or not the tokens were real, so an older credit
+  may already have drained and spending it would overshoot. Left-over credit is given back
+  (decremented) when the instance closes. The long-run rate is thus that of the tokens really
+  used; the bound can be exceeded only by tokens under-estimated and not yet taken (a request
+  that used more than its estimate, until the next one).
 
 The process-local limiter stays in front, so a process never asks for more than `concurrency`
-slots at once and its own retries keep their place at the head of its queue. `tokens_per_minute`
-is still paced per process (a request's token count is only an estimate until it returns).
+slots at once and its own retries keep their place at the head of its queue. Tokens are taken
+before the request's start slot, so that starts stay paced on the wire.
 
 Why the client's lease calls rather than `prefect.concurrency.asyncio.concurrency()`: that
 context manager starts a lease-renewal thread with its own client and emits two events per
@@ -29,8 +43,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import re
-from contextlib import AsyncExitStack, contextmanager, suppress
+import time
+from contextlib import AsyncExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -48,13 +64,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+Mode = Literal["concurrency", "rate_limit", "tokens"]
 LOCKED = 423  # the server's "no slot now", with Retry-After
+TOO_MANY_SLOTS = 422  # more slots asked than the limit (lowered since this process read it)
 # Longest wait before asking again for a slot. Prefect's Retry-After for a concurrency limit is the
 # mean time a slot is held, so a slot freed early would idle for it; polling is safe there. A rate
 # limit's hint is kept: the server drops decay since the limit's last update, refusals included, so
-# asking more often than a slot decays would starve it.
-MAX_WAIT = {"concurrency": 0.5, "rate_limit": 10.0}
+# asking more often than a slot decays would starve it. The token bucket is read, not asked, until it
+# has room (ServerLimiter._take_when_room), for as long as its level says, re-read at least this often.
+MAX_WAIT: dict[Mode, float] = {"concurrency": 0.5, "rate_limit": 10.0, "tokens": 2.0}
+TOKEN_BURST = 1 / 20  # of tokens_per_minute: the bucket's size (3 s of tokens)
 _held_by_server: ContextVar[bool] = ContextVar("benchgate_limits_held_by_server", default=False)
+# What the current attempt's tokens were charged (slots, monotonic time): pace() sets it and
+# settle() reads it in the same task, whose attempts run one after another.
+_charge: ContextVar[tuple[int, float] | None] = ContextVar("benchgate_token_charge", default=None)
 
 
 @contextmanager
@@ -84,6 +107,10 @@ class SharedLimit:
 class SharedLimits:
     concurrency: SharedLimit
     requests: SharedLimit | None
+    tokens: SharedLimit | None = None
+
+    def all(self) -> list[SharedLimit]:
+        return [limit for limit in (self.concurrency, self.requests, self.tokens) if limit is not None]
 
 
 def model_identity(spec: ModelSpec, endpoint: str) -> str:
@@ -92,15 +119,27 @@ def model_identity(spec: ModelSpec, endpoint: str) -> str:
     return f"{spec.provider}|{parts.scheme}://{parts.netloc.lower()}|{spec.model_name}"
 
 
+def token_limit(name: str, tokens_per_minute: float) -> SharedLimit:
+    """The token bucket: B = tpm/20 slots, decaying so that B + a minute's decay = tpm.
+
+    Below 40 tpm the burst is one token and the decay is kept at half the rate at least (a decay of
+    zero would make it a concurrency limit, which rate-limit mode refuses).
+    """
+    burst = max(1, math.floor(tokens_per_minute * TOKEN_BURST))
+    return SharedLimit(name, burst, max(tokens_per_minute - burst, tokens_per_minute / 2) / 60.0)
+
+
 def shared_limits(spec: ModelSpec, endpoint: str) -> SharedLimits:
     """The limits of `spec` at `endpoint`, named by a hash of its identity (plus a readable hint)."""
     digest = hashlib.sha256(model_identity(spec, endpoint).encode()).hexdigest()[:16]
     hint = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.model_name)[:40]
     base = f"benchgate:{hint}:{digest}"
     rpm = spec.rate_limit.requests_per_minute if spec.rate_limit else None
+    tpm = spec.rate_limit.tokens_per_minute if spec.rate_limit else None
     return SharedLimits(
         SharedLimit(f"{base}:concurrency", spec.concurrency),
         SharedLimit(f"{base}:requests", 1, rpm / 60.0) if rpm else None,
+        token_limit(f"{base}:tokens", tpm) if tpm else None,
     )
 
 
@@ -111,9 +150,7 @@ async def upsert_limits(client: PrefectClient, models: Iterable[SharedLimits]) -
     """
     strictest: dict[str, SharedLimit] = {}
     for limits in models:
-        for limit in (limits.concurrency, limits.requests):
-            if limit is None:
-                continue
+        for limit in limits.all():
             seen = strictest.get(limit.name)
             if seen is None or (limit.limit, limit.slot_decay_per_second) < (
                 seen.limit,
@@ -126,26 +163,30 @@ async def upsert_limits(client: PrefectClient, models: Iterable[SharedLimits]) -
         )
 
 
-async def _create_missing(client: PrefectClient, limits: SharedLimits) -> None:
-    """Create what does not exist yet, leaving existing values alone (a worker must not undo a dispatcher)."""
+async def _read_or_create(client: PrefectClient, limit: SharedLimit) -> SharedLimit:
+    """The limit as the server holds it, created with our values if missing.
+
+    Existing values are left alone: a worker must not undo what the dispatcher set.
+    """
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    for limit in (limits.concurrency, limits.requests):
-        if limit is None:
-            continue
+    try:
+        found = await client.read_global_concurrency_limit_by_name(limit.name)
+    except ObjectNotFound:
         try:
-            await client.read_global_concurrency_limit_by_name(limit.name)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another process created it meanwhile
-                await client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(
-                        name=limit.name, limit=limit.limit, slot_decay_per_second=limit.slot_decay_per_second
-                    )
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(
+                    name=limit.name, limit=limit.limit, slot_decay_per_second=limit.slot_decay_per_second
                 )
+            )
+            return limit
+        except ObjectAlreadyExists:  # another process created it meanwhile
+            found = await client.read_global_concurrency_limit_by_name(limit.name)
+    return SharedLimit(found.name, found.limit, found.slot_decay_per_second or 0.0)
 
 
-def _retry_after(error: httpx.HTTPStatusError, mode: Literal["concurrency", "rate_limit"]) -> float:
+def _retry_after(error: httpx.HTTPStatusError, mode: Mode) -> float:
     try:
         wait = max(0.0, float(error.response.headers.get("retry-after", 1.0)))
     except ValueError:
@@ -154,7 +195,7 @@ def _retry_after(error: httpx.HTTPStatusError, mode: Literal["concurrency", "rat
 
 
 class ServerLimiter:
-    """One provider instance's side of the shared limits: slots on leases, request pacing.
+    """One provider instance's side of the shared limits: slots on leases, request and token pacing.
 
     Each acquisition is one API call (plus one per 423 retry), and each release one more; that is
     why only work-pool runs use it. A process asks for one slot of a limit at a time (its other
@@ -167,7 +208,11 @@ class ServerLimiter:
         self._stack = AsyncExitStack()
         self._client: PrefectClient | None = None
         self._connecting = asyncio.Lock()
-        self._turns = {"concurrency": asyncio.Lock(), "rate_limit": asyncio.Lock()}
+        self._turns: dict[Mode, asyncio.Lock] = {mode: asyncio.Lock() for mode in MAX_WAIT}
+        self._tokens = self.limits.tokens  # as the server holds it, once connected
+        self._owed = 0  # tokens used beyond what was taken, to take before the next request
+        self._credit = 0.0  # tokens taken beyond what was used, as of _credit_at
+        self._credit_at = 0.0
 
     async def _connect(self) -> PrefectClient:
         async with self._connecting:
@@ -175,26 +220,27 @@ class ServerLimiter:
                 from prefect.client.orchestration import get_client
 
                 client = await self._stack.enter_async_context(get_client())
-                await _create_missing(client, self.limits)
+                for limit in self.limits.all():
+                    found = await _read_or_create(client, limit)
+                    if limit is self.limits.tokens:
+                        self._tokens = found
                 self._client = client
         return self._client
 
-    async def _increment(self, name: str, mode: Literal["concurrency", "rate_limit"]) -> UUID | None:
+    async def _increment(self, name: str, mode: Mode) -> UUID | None:
         """Take one slot of `name`, waiting as the server says; a lease id for concurrency slots."""
         client = self._client or await self._connect()
         async with self._turns[mode]:
-            return await self._increment_now(client, name, mode)
+            return await self._increment_now(client, name, mode, 1)
 
-    async def _increment_now(
-        self, client: PrefectClient, name: str, mode: Literal["concurrency", "rate_limit"]
-    ) -> UUID | None:
+    async def _increment_now(self, client: PrefectClient, name: str, mode: Mode, slots: int) -> UUID | None:
         while True:
             try:
-                if mode == "rate_limit":
-                    await client.increment_concurrency_slots(names=[name], slots=1, mode=mode)
+                if mode != "concurrency":
+                    await client.increment_concurrency_slots(names=[name], slots=slots, mode="rate_limit")
                     return None
                 response = await client.increment_concurrency_slots_with_lease(
-                    names=[name], slots=1, mode=mode, lease_duration=self.lease_seconds
+                    names=[name], slots=slots, mode="concurrency", lease_duration=self.lease_seconds
                 )
                 return UUID(response.json()["lease_id"])
             except httpx.HTTPStatusError as error:
@@ -208,10 +254,85 @@ class ServerLimiter:
         assert lease is not None
         return lease
 
-    async def pace(self) -> None:
-        """Wait for the model's next request start, if it has a requests-per-minute limit."""
+    async def pace(self, estimate: float) -> None:
+        """Wait for the model's tokens, then its next request start, as far as it has such limits."""
+        if self.limits.tokens is not None:
+            client = self._client or await self._connect()
+            async with self._turns["tokens"]:
+                _charge.set(await self._take_tokens(client, estimate))
         if self.limits.requests is not None:
             await self._increment(self.limits.requests.name, "rate_limit")
+
+    async def _take_tokens(self, client: PrefectClient, estimate: float) -> tuple[int, float]:
+        """Take what is owed, in chunks the bucket holds, then this request's charge; the charge and when."""
+        while True:
+            bucket = self._tokens
+            assert bucket is not None
+            try:
+                while self._owed > 0:
+                    chunk = min(self._owed, bucket.limit)
+                    await self._take(client, bucket.name, chunk)
+                    self._owed -= chunk
+                charge = min(max(0, math.ceil(estimate)), bucket.limit)
+                await self._take(client, bucket.name, charge)
+                return charge, time.monotonic()
+            except httpx.HTTPStatusError as error:
+                fresh = await _read_or_create(client, bucket)
+                if error.response.status_code != TOO_MANY_SLOTS or fresh == bucket:
+                    raise
+                self._tokens = fresh  # lowered by a later benchmark since this process read it
+
+    async def _take(self, client: PrefectClient, name: str, slots: int) -> None:
+        """Take `slots` tokens, paying with credit first (spent before waiting: settle may add to it)."""
+        credit = self._credit_now()
+        spent = min(credit, slots)
+        self._spend(credit - spent)
+        if slots > spent:
+            await self._take_when_room(client, name, math.ceil(slots - spent))
+
+    async def _take_when_room(self, client: PrefectClient, name: str, slots: int) -> None:
+        """Take `slots` of the bucket once it has room for them, reading its level first.
+
+        A refused ask records the refusal and moves the row's update time without draining the
+        bucket, and the server drains only since that time: asking until it fits would drain nothing
+        while any process keeps asking. A read changes nothing, so only races are refused.
+        """
+        while True:
+            found = await client.read_global_concurrency_limit_by_name(name)
+            excess = found.active_slots + slots - found.limit
+            if excess > 0:
+                await asyncio.sleep(min(MAX_WAIT["tokens"], excess / found.slot_decay_per_second + 0.01))
+                continue
+            try:
+                await client.increment_concurrency_slots(names=[name], slots=slots, mode="rate_limit")
+                return
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code != LOCKED:  # 423: another process was first
+                    raise
+
+    def _credit_now(self) -> float:
+        return max(0.0, self._credit - self._drained_since(self._credit_at))
+
+    def _drained_since(self, moment: float) -> int:
+        """Whole tokens the bucket drains in the time since `moment`, as the server counts them."""
+        assert self._tokens is not None
+        return math.floor((time.monotonic() - moment) * self._tokens.slot_decay_per_second)
+
+    def _spend(self, left: float) -> None:
+        self._credit, self._credit_at = left, time.monotonic()
+
+    def settle(self, used: float) -> None:
+        """Correct the current attempt's token charge (recorded by `pace` in this task) by its usage."""
+        charge = _charge.get()
+        if charge is None or self._tokens is None:
+            return
+        _charge.set(None)
+        slots, at = charge
+        difference = math.ceil(used) - slots
+        if difference > 0:
+            self._owed += difference
+        elif difference < 0:
+            self._spend(self._credit_now() + max(0, -difference - self._drained_since(at)))
 
     async def release(self, lease: UUID) -> None:
         """Give a slot back; if the server cannot be reached, the lease expires on its own."""
@@ -225,6 +346,25 @@ class ServerLimiter:
                 error,
             )
 
+    async def _close_tokens(self, client: PrefectClient) -> None:
+        """Take what is still owed (the next benchmark of the model must not inherit it), give credit back."""
+        assert self._tokens is not None
+        async with self._turns["tokens"]:
+            if self._owed:
+                await self._take_tokens(client, 0)
+            credit = math.floor(self._credit_now())
+            if credit > 0:
+                await client.release_concurrency_slots(
+                    names=[self._tokens.name], slots=credit, occupancy_seconds=1.0
+                )
+            self._spend(0.0)
+
     async def aclose(self) -> None:
-        await self._stack.aclose()
-        self._client = None
+        try:
+            if self._client is not None and self._tokens is not None:
+                await self._close_tokens(self._client)
+        except httpx.HTTPError as error:
+            logger.warning("could not settle the shared token limit: %s", error)
+        finally:
+            await self._stack.aclose()
+            self._client = None
