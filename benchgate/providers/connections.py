@@ -91,12 +91,14 @@ def open_route(url: str, max_connections: int, headers: dict[str, str]) -> Route
     headers to an HTTP proxy in its CONNECT request, where the proxy would read them. Call it inside
     the event loop that will use it: an aiohttp session belongs to one loop.
     """
-    proxy = environment_proxy(URL(url))
+    target = URL(url)
+    proxy = environment_proxy(target)
+    tls = "https" in (target.scheme, proxy.scheme if proxy is not None else None)
     pooling: dict[str, Any] = {
         "limit": max_connections,
         "limit_per_host": 0,
         "keepalive_timeout": KEEPALIVE_EXPIRY_SECONDS,
-        "ssl": ssl_context(),
+        "ssl": ssl_context() if tls else True,  # the CA bundle is loaded only for a TLS route
     }
     if proxy is not None and proxy.scheme in SOCKS_PROXY_SCHEMES:
         from aiohttp_socks import ProxyConnector, ProxyType

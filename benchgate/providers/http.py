@@ -277,7 +277,12 @@ class HttpProvider(Provider):
         target = self._urls.get(url) or self._target(url)
         try:
             async with route.session.post(
-                target, data=content, headers=self._headers, timeout=self._timeout, **route.request_options
+                target,
+                data=content,
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,  # a redirect is the item's error: never re-sent, nor the key
+                **route.request_options,
             ) as response:
                 body = await response.read()
         except aiohttp.ServerTimeoutError as error:

@@ -13,7 +13,7 @@ from benchgate.errors import ConfigurationError, ProviderError
 from benchgate.providers.connections import bypasses_proxy, environment_proxy, open_route
 from benchgate.spec.example import Example
 from tests.providers.conftest import KEY
-from tests.support.chat_servers import ChatServer
+from tests.support.chat_servers import ChatServer, Reply
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 EXAMPLE = Example("q1", [{"role": "user", "content": "Say hello."}], [])
@@ -115,3 +115,14 @@ async def test_an_https_request_through_a_proxy_never_shows_the_key_to_the_proxy
     assert connect.startswith("CONNECT api.example:443 ")
     assert "proxy-authorization: basic cmvsyxk6c2vjcmv0" in connect.lower()  # relay:secret
     assert KEY not in connect and "t-77" not in connect and "authorization: bearer" not in connect.lower()
+
+
+async def test_a_redirect_is_not_followed(make: Any) -> None:
+    """A 307 would re-send the request, key and all, wherever the base_url's server points."""
+    async with ChatServer() as elsewhere, ChatServer() as server:
+        server.enqueue(Reply(status=307, headers={"location": f"{elsewhere.url}/v1/chat/completions"}))
+        provider = make(server, key=KEY)
+        with pytest.raises(ProviderError, match="HTTP 307") as refused:
+            await provider.complete(EXAMPLE, 0)
+    assert not refused.value.transient
+    assert len(server.requests) == 1 and elsewhere.requests == []
