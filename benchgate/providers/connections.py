@@ -112,7 +112,13 @@ def open_route(url: str, max_connections: int, headers: dict[str, str]) -> Route
             rdns=proxy.scheme == "socks5h",
             **pooling,
         )
-        return Route(aiohttp.ClientSession(connector=connector, headers=headers))
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(**pooling), headers=headers)
+        return Route(_session(connector, headers))
+    session = _session(aiohttp.TCPConnector(**pooling), headers)
     # Credentials stay in the proxy URL: aiohttp sends them as Proxy-Authorization, and only to the proxy.
     return Route(session, {"proxy": proxy} if proxy is not None else {})
+
+
+def _session(connector: aiohttp.BaseConnector, headers: dict[str, str]) -> aiohttp.ClientSession:
+    """No cookie jar: a cookie one response sets must not ride along on the next requests (state
+    that no item asked for, shared by every item of the model)."""
+    return aiohttp.ClientSession(connector=connector, headers=headers, cookie_jar=aiohttp.DummyCookieJar())

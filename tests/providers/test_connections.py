@@ -126,3 +126,13 @@ async def test_a_redirect_is_not_followed(make: Any) -> None:
             await provider.complete(EXAMPLE, 0)
     assert not refused.value.transient
     assert len(server.requests) == 1 and elsewhere.requests == []
+
+
+async def test_a_cookie_a_response_sets_is_not_sent_back(make: Any) -> None:
+    async with ChatServer() as server:
+        server.enqueue(Reply(text="hi", headers={"set-cookie": "affinity=node-7; Path=/"}))
+        # a host name, not an IP address: aiohttp's cookie jar keeps cookies of host names only
+        provider = make(server, base_url=server.url.replace("127.0.0.1", "localhost") + "/v1", key=KEY)
+        await provider.complete(EXAMPLE, 0)
+        await provider.complete(EXAMPLE, 0)
+    assert [request.headers.get("cookie") for request in server.requests] == [None, None]
