@@ -26,7 +26,9 @@ never sent anywhere), so every benchmark calling the same model shares them:
   may already have drained and spending it would overshoot. Left-over credit is given back
   (decremented) when the instance closes. The long-run rate is thus that of the tokens really
   used; the bound can be exceeded only by tokens under-estimated and not yet taken (a request
-  that used more than its estimate, until the next one).
+  that used more than its estimate, until the next one). The bucket is read before it is asked:
+  Prefect records a refused ask and restarts the row's decay clock without draining it, so
+  processes asking in turn would starve the bucket.
 
 The process-local limiter stays in front, so a process never asks for more than `concurrency`
 slots at once and its own retries keep their place at the head of its queue. Tokens are taken
