@@ -12,8 +12,9 @@ becomes a Completion; everything that decides whether an item costs one call or 
   timed-out attempt's connection is closed at once, and its slot is held another `timeout`
   seconds before it is given back (a ghost slot, see HttpProvider._hold_abandoned_slot).
 - In a work-pool flow run (shared_limits.limits_across_processes) each attempt also holds a slot of
-  the model's Prefect global concurrency limit and waits for its requests-per-minute limit there,
-  so the limits hold for the whole benchmark, however many processes call the model.
+  the model's Prefect global concurrency limit and waits there for its requests-per-minute limit and
+  its tokens-per-minute bucket (settled with the tokens the response reports), so the limits hold
+  for the whole benchmark, however many processes call the model.
 - Other 4xx are the item's own failure (ProviderError, not transient), except 401/403/404, which
   say the key, model or URL is wrong: ProviderConfigError, raised once, and every later call of
   the same provider instance fails immediately with it (no request is sent).
