@@ -97,6 +97,7 @@ class Measured:
     model_time: float
     requests: int
     routes: Counter[str]
+    load: float  # the machine's 1-minute load average as the run ended (2 cores, shared)
 
 
 class ChatServer:
@@ -178,7 +179,8 @@ def run_once(
         chat.stop()
     waves = math.ceil(MODELS * 3 / args.subflows)
     model_time = waves * math.ceil(args.items / args.concurrency) * latency
-    return Measured(database, latency, execution, wall, model_time, sum(routes.values()), routes)
+    load = os.getloadavg()[0]
+    return Measured(database, latency, execution, wall, model_time, sum(routes.values()), routes, load)
 
 
 def bench_database(database: str, args: argparse.Namespace) -> list[Measured]:
@@ -225,7 +227,7 @@ def row(m: Measured) -> str:
     top = ", ".join(f"{route} {n}" for route, n in m.routes.most_common(3))
     return (
         f"| {m.database} | {m.latency:g} s | {m.execution} | {m.model_time:.0f} s | {m.wall:.1f} s "
-        f"| {m.requests} | {top} |"
+        f"| {m.requests} | {top} | {m.load:.1f} |"
     )
 
 
@@ -241,8 +243,8 @@ def main() -> None:
         "--subflows", type=int, default=4, help="concurrent subflows: the local cap, 2 x worker limit"
     )
     args = parser.parse_args()
-    print("| database | latency | execution | model time | wall | API requests | top routes |")
-    print("|---|---|---|---|---|---|---|")
+    print("| database | latency | execution | model time | wall | API requests | top routes | load |")
+    print("|---|---|---|---|---|---|---|---|")
     results = [m for database in args.databases for m in bench_database(database, args)]
     print()
     for database in args.databases:

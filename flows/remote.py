@@ -19,10 +19,11 @@ server (benchgate/providers/shared_limits.py): created before the fan-out, taken
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
@@ -37,12 +38,12 @@ from benchgate.run.evaluation import TaskResult
 from benchgate.settings import settings
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
-from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
 from flows.policy import checked_request
 
 Unit = tuple[str, str]  # (model id, evaluation task name)
-# How often the dispatcher asks for a lane's state: a lane's end is noticed once, not once per unit.
+# How often the dispatcher asks for the lanes' states (one call for all): a lane's end is noticed once,
+# not once per unit.
 POLL_SECONDS = 2.0
 # A task without `limit` counts as this many items when balancing (its size is known only on a worker).
 UNKNOWN_ITEMS = 1000
@@ -130,26 +131,39 @@ async def evaluate_on_pool(
         "store_url": store.root if store.is_local else store.url,  # a worker's working directory differs
     }
     tags = sorted(TagsContext.get().current_tags)
-
-    async def run_lane(number: int, lane: list[Unit]) -> FlowRun:
-        return await arun_deployment(
-            evaluate_deployment(),
-            parameters={**parameters, "units": lane},
-            flow_run_name=f"evaluate · lane {number} of {len(plan)} · {len(lane)} model x task",
-            tags=tags,
-            poll_interval=POLL_SECONDS,
-            timeout=None,
+    created = []
+    # One at a time: SQLite answers concurrent creations 503, which the client retries seconds later.
+    for number, lane in enumerate(plan, 1):
+        created.append(
+            await arun_deployment(
+                evaluate_deployment(),
+                parameters={**parameters, "units": lane},
+                flow_run_name=f"evaluate · lane {number} of {len(plan)} · {len(lane)} model x task",
+                tags=tags,
+                timeout=0,  # created as a subflow of this run; waited for below, all lanes in one call
+            )
         )
-
-    runs = await bounded_gather(
-        [functools.partial(run_lane, n, lane) for n, lane in enumerate(plan, 1)], len(plan)
-    )
+    runs = await _finished([run.id for run in created])
     results = {
         unit: _lane_result(request, store, benchmark_id, run, unit)
         for run, lane in zip(runs, plan, strict=True)
         for unit in lane
     }
     return [results[unit] for unit in units]
+
+
+async def _finished(ids: list[UUID]) -> list[FlowRun]:
+    """The flow runs once all are in a final state, asking for all of them in one call per poll."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        while True:
+            found = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+            if len(found) == len(ids) and all(run.state and run.state.is_final() for run in found):
+                by_id = {run.id: run for run in found}
+                return [by_id[i] for i in ids]
+            await asyncio.sleep(POLL_SECONDS)
 
 
 def _lane_result(

@@ -167,3 +167,41 @@ def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
     assert remote["benchmarkId"] != local["benchmarkId"]
     assert comparable(remote) == comparable(local)
     assert remote["gate"]["decision"] == "pass"
+
+
+def test_a_subflow_failing_on_a_lane_is_reported_and_the_lane_goes_on(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    """A worker without a model's key: that unit fails with the reason, the lane's other unit completes."""
+    shared_store = tmp_path / "shared-store"
+    deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
+    keyed = {
+        "id": "keyed",
+        "provider": "openai-compatible",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": "BENCHGATE_TEST_LANE_KEY",  # set for the dispatcher only
+    }
+    request = {**fanout_request("work-pool"), "gate": None}
+    request["models"] = [keyed, request["models"][0]]
+    request["tasks"] = request["tasks"][:1]
+    path = tmp_path / "request.yaml"
+    path.write_text(yaml.safe_dump(request))
+    worker = Worker(prefect_server, POOL, "lane-1", shared_store, 1, tmp_path / "worker.log")
+    try:
+        env = cli_env(
+            prefect_server,
+            shared_store,
+            BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT,
+            BENCHGATE_MAX_CONCURRENT_SUBFLOWS="1",  # one lane: keyed, then reference
+            BENCHGATE_TEST_LANE_KEY="sk-dispatcher-only",
+        )
+        result = run_cli(["run", str(path), "--out", str(tmp_path / "out")], env, timeout=300)
+    finally:
+        worker.stop()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["status"] == "failed", result.stdout[-3000:] + result.stderr[-3000:]
+    details = report["details"]["text-summarization"]
+    assert "BENCHGATE_TEST_LANE_KEY" in details["keyed"]["failure"], details["keyed"]
+    assert details["reference"]["failure"] is None
+    assert details["reference"]["n"] == 8
+    assert [row["model"] for row in report["report"]["text-summarization"]["results"]] == ["reference"]
