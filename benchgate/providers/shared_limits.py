@@ -69,12 +69,11 @@ logger = logging.getLogger(__name__)
 Mode = Literal["concurrency", "rate_limit", "tokens"]
 LOCKED = 423  # the server's "no slot now", with Retry-After
 TOO_MANY_SLOTS = 422  # more slots asked than the limit (lowered since this process read it)
-# Longest wait before asking again for a slot. Prefect's Retry-After for a concurrency limit is the
-# mean time a slot is held, so a slot freed early would idle for it; polling is safe there. A rate
-# limit's hint is kept: the server drops decay since the limit's last update, refusals included, so
-# asking more often than a slot decays would starve it. The token bucket is read, not asked, until it
-# has room (ServerLimiter._take_when_room), for as long as its level says, re-read at least this often.
-MAX_WAIT: dict[Mode, float] = {"concurrency": 0.5, "rate_limit": 10.0, "tokens": 2.0}
+# Longest wait before asking again for a concurrency slot (Prefect's Retry-After there is the mean time
+# a slot is held, so a slot freed early would idle for it), or before reading a rate limit or the token
+# bucket again (ServerLimiter._take_when_room: they are read, not asked, until they have room, as
+# long as their level says).
+MAX_WAIT: dict[Mode, float] = {"concurrency": 0.5, "rate_limit": 2.0, "tokens": 2.0}
 TOKEN_BURST = 1 / 20  # of tokens_per_minute: the bucket's size (3 s of tokens)
 _held_by_server: ContextVar[bool] = ContextVar("benchgate_limits_held_by_server", default=False)
 # What the current attempt's tokens were charged (slots, monotonic time): pace() sets it and
@@ -188,20 +187,21 @@ async def _read_or_create(client: PrefectClient, limit: SharedLimit) -> SharedLi
     return SharedLimit(found.name, found.limit, found.slot_decay_per_second or 0.0)
 
 
-def _retry_after(error: httpx.HTTPStatusError, mode: Mode) -> float:
+def _retry_after(error: httpx.HTTPStatusError) -> float:
     try:
         wait = max(0.0, float(error.response.headers.get("retry-after", 1.0)))
     except ValueError:
         wait = 1.0
-    return min(MAX_WAIT[mode], wait)
+    return min(MAX_WAIT["concurrency"], wait)
 
 
 class ServerLimiter:
     """One provider instance's side of the shared limits: slots on leases, request and token pacing.
 
-    Each acquisition is one API call (plus one per 423 retry), and each release one more; that is
-    why only work-pool runs use it. A process asks for one slot of a limit at a time (its other
-    items queue here, in order): every refusal raises the server's Retry-After for all processes.
+    A concurrency slot is one API call (plus one per 423 retry) and its release one more; a request
+    or token slot a read and a take (the level is read, not asked, until it has room: a refusal would
+    reset the server's decay clock); that is why only work-pool runs use it. A process asks for one
+    slot of a limit at a time (its other items queue here, in order).
     """
 
     def __init__(self, spec: ModelSpec, endpoint: str) -> None:
@@ -229,32 +229,24 @@ class ServerLimiter:
                 self._client = client
         return self._client
 
-    async def _increment(self, name: str, mode: Mode) -> UUID | None:
-        """Take one slot of `name`, waiting as the server says; a lease id for concurrency slots."""
-        client = self._client or await self._connect()
-        async with self._turns[mode]:
-            return await self._increment_now(client, name, mode, 1)
-
-    async def _increment_now(self, client: PrefectClient, name: str, mode: Mode, slots: int) -> UUID | None:
-        while True:
-            try:
-                if mode != "concurrency":
-                    await client.increment_concurrency_slots(names=[name], slots=slots, mode="rate_limit")
-                    return None
-                response = await client.increment_concurrency_slots_with_lease(
-                    names=[name], slots=slots, mode="concurrency", lease_duration=self.lease_seconds
-                )
-                return UUID(response.json()["lease_id"])
-            except httpx.HTTPStatusError as error:
-                if error.response.status_code != LOCKED:
-                    raise
-                await asyncio.sleep(_retry_after(error, mode))
-
     async def acquire(self) -> UUID:
-        """Hold one of the model's concurrency slots; the lease to give back to `release`."""
-        lease = await self._increment(self.limits.concurrency.name, "concurrency")
-        assert lease is not None
-        return lease
+        """Hold one of the model's concurrency slots, waiting as the server says; the lease to give
+        back to `release`."""
+        client = self._client or await self._connect()
+        async with self._turns["concurrency"]:
+            while True:
+                try:
+                    response = await client.increment_concurrency_slots_with_lease(
+                        names=[self.limits.concurrency.name],
+                        slots=1,
+                        mode="concurrency",
+                        lease_duration=self.lease_seconds,
+                    )
+                    return UUID(response.json()["lease_id"])
+                except httpx.HTTPStatusError as error:
+                    if error.response.status_code != LOCKED:
+                        raise
+                    await asyncio.sleep(_retry_after(error))
 
     async def pace(self, estimate: float) -> None:
         """Wait for the model's tokens, then its next request start, as far as it has such limits."""
@@ -263,7 +255,9 @@ class ServerLimiter:
             async with self._turns["tokens"]:
                 _charge.set(await self._take_tokens(client, estimate))
         if self.limits.requests is not None:
-            await self._increment(self.limits.requests.name, "rate_limit")
+            client = self._client or await self._connect()
+            async with self._turns["rate_limit"]:
+                await self._take_when_room(client, self.limits.requests.name, 1, "rate_limit")
 
     async def _take_tokens(self, client: PrefectClient, estimate: float) -> tuple[int, float]:
         """Take what is owed, in chunks the bucket holds, then this request's charge; the charge and when."""
@@ -290,10 +284,10 @@ class ServerLimiter:
         spent = min(credit, slots)
         self._spend(credit - spent)
         if slots > spent:
-            await self._take_when_room(client, name, math.ceil(slots - spent))
+            await self._take_when_room(client, name, math.ceil(slots - spent), "tokens")
 
-    async def _take_when_room(self, client: PrefectClient, name: str, slots: int) -> None:
-        """Take `slots` of the bucket once it has room for them, reading its level first.
+    async def _take_when_room(self, client: PrefectClient, name: str, slots: int, mode: Mode) -> None:
+        """Take `slots` of a decaying limit (requests, tokens) once it has room, reading its level first.
 
         A refused ask records the refusal and moves the row's update time without draining the
         bucket, and the server drains only since that time: asking until it fits would drain nothing
@@ -303,7 +297,7 @@ class ServerLimiter:
             found = await client.read_global_concurrency_limit_by_name(name)
             excess = found.active_slots + slots - found.limit
             if excess > 0:
-                await asyncio.sleep(min(MAX_WAIT["tokens"], excess / found.slot_decay_per_second + 0.01))
+                await asyncio.sleep(min(MAX_WAIT[mode], excess / found.slot_decay_per_second + 0.01))
                 continue
             try:
                 await client.increment_concurrency_slots(names=[name], slots=slots, mode="rate_limit")
