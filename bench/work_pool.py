@@ -3,13 +3,15 @@
 6 models x 3 tasks (text-summarization and question-answering on the bundled samples, a custom task on
 examples/custom/support.jsonl), every model an openai-compatible model on the local chat server
 (tests/support/chat_servers.py) answering after a fixed latency, so model time is known:
-ceil(18 / S) waves of S concurrent subflows, each `items` requests at `concurrency` per model.
+ceil(18 / S) waves of S concurrent subflows, each `items` requests at `concurrency` per model (on the
+pool: S lanes of ceil(18 / S) subflows or fewer one after another, the same model time).
 
 For each database and latency: wall time of `benchgate run` (a fresh store, so every answer is asked
 for), and the HTTP requests the Prefect server answered meanwhile, counted from its uvicorn access log
 (PREFECT_SERVER_LOGGING_LEVEL=INFO; workers' polls included; events travel over a websocket and are not
 counted). Workers poll every second (PREFECT_WORKER_QUERY_SECONDS=1) and are started and online before
-the pool run is timed. PostgreSQL is a throwaway cluster with fsync on (tests/support/postgres.py).
+the pool run is timed; their logs (worker-<latency>s-<n>.log, beside the server's) show when each lane
+and subflow began and ended. PostgreSQL is a throwaway cluster with fsync on (tests/support/postgres.py).
 
     .venv/bin/python bench/work_pool.py                              # 0.5 s and 6.5 s latency, both databases
     .venv/bin/python bench/work_pool.py --latencies 0.5 --databases postgresql
@@ -205,7 +207,12 @@ def bench_database(database: str, args: argparse.Namespace) -> list[Measured]:
             print(row(results[-1]), flush=True)
             workers = [
                 Worker(
-                    server, POOL, f"bench-{i}", work / "unused", args.subflows // 2, work / f"worker-{i}.log"
+                    server,
+                    POOL,
+                    f"bench-{i}",
+                    work / "unused",
+                    args.subflows // 2,
+                    work / f"worker-{latency:g}s-{i}.log",
                 )
                 for i in (1, 2)
             ]
