@@ -185,14 +185,10 @@ class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args, self.work = args, work
         self.tools = tools_python()
-        self.base_env = {
-            **os.environ,
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1",
-        }
-        self.base_env.pop("PREFECT_API_URL", None)
+        # As a user runs it: Prefect's own logging defaults (INFO, sent to the server), no server named.
+        self.base_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        for name in ("PREFECT_API_URL", "PREFECT_LOGGING_LEVEL"):
+            self.base_env.pop(name, None)
         self.runs = 0
 
     def benchgate(self, request: Path, env: dict[str, str], server: ChatServerProcess, store: Path) -> Run:
@@ -360,6 +356,7 @@ def main() -> None:
         prefect = PrefectServer(work / "prefect-server-home").start()
         try:
             env = {**bench.base_env, **prefect.env()}
+            env.pop("PREFECT_LOGGING_LEVEL")  # the test clients' quiet setting: not what a user has
             for concurrency in (32, 128):
                 bench.running(items, env, concurrency, summary)
             bench.growth(growth, env, summary)
