@@ -20,7 +20,6 @@ and subflow began and ended. PostgreSQL is a throwaway cluster with fsync on (te
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -37,6 +36,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from throughput import ChatServerProcess  # noqa: E402
 
 from tests.support.postgres import Postgres  # noqa: E402
 from tests.support.prefect_server import PrefectServer  # noqa: E402
@@ -102,28 +103,6 @@ class Measured:
     load: float  # the machine's 1-minute load average as the run ended (2 cores, shared)
 
 
-class ChatServer:
-    """The local chat server as its own process, so its CPU is not the client's."""
-
-    def __init__(self, latency: float) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "tests.support.chat_servers",
-            "--port",
-            "0",
-            "--latency",
-            str(latency),
-        ]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url: str = json.loads(self.process.stdout.readline())["url"]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 def api_requests(log: Path, start: int) -> Counter[str]:
     """Requests per top-level API route in the access log after byte offset `start`."""
     with log.open("rb") as handle:
@@ -148,7 +127,7 @@ def run_once(
     latency: float,
     args: argparse.Namespace,
 ) -> Measured:
-    chat = ChatServer(latency)
+    chat = ChatServerProcess(latency, [], None)
     try:
         tag = f"{database}-{execution}-{latency}"
         path = work / f"{tag}.yaml"

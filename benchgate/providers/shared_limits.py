@@ -250,12 +250,13 @@ class ServerLimiter:
 
     async def pace(self, estimate: float) -> None:
         """Wait for the model's tokens, then its next request start, as far as it has such limits."""
+        if self.limits.tokens is None and self.limits.requests is None:
+            return
+        client = self._client or await self._connect()
         if self.limits.tokens is not None:
-            client = self._client or await self._connect()
             async with self._turns["tokens"]:
                 _charge.set(await self._take_tokens(client, estimate))
         if self.limits.requests is not None:
-            client = self._client or await self._connect()
             async with self._turns["rate_limit"]:
                 await self._take_when_room(client, self.limits.requests.name, 1, "rate_limit")
 

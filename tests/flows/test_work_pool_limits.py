@@ -19,16 +19,16 @@ import yaml
 
 from benchgate.providers.shared_limits import shared_limits
 from benchgate.spec.request import ModelSpec
-from tests.conftest import REPO_ROOT, cli_env, run_cli
+from tests.conftest import cli_env, run_cli
+from tests.support.arrivals import starts_within
 from tests.support.chat_servers import ChatRequest, ChatServer
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import Worker, deploy_worker_entry
+from tests.support.prefect_workers import Worker, deploy_worker_entry, support_tasks
 
 pytestmark = pytest.mark.slow
 
 POOL = "benchgate-test-limits"
 DEPLOYMENT = "evaluate/limits-test"
-SUPPORT = REPO_ROOT / "examples" / "custom" / "support.jsonl"
 CONCURRENCY, RPM, LATENCY, ITEMS = 2, 180, 0.6, 16  # both limits bind: 2 / 0.6 s ~ 180 / 60 s
 # 16 items (all the file has) keep each subflow busy past the spread of worker process start-ups.
 # How late a paced start may reach the chat server: a busy event loop sends some requests late and the
@@ -55,24 +55,8 @@ def limits_request(execution: str, base_url: str) -> dict[str, Any]:
         "name": "Shared limits",
         "execution": execution,
         "models": [model],
-        "tasks": [
-            {
-                "task": f"support-{letter}",
-                "dataset": str(SUPPORT),
-                "id_field": "id",
-                "prompt": f"{letter}: {{{{ question }}}}",
-                "target": "question",
-                "limit": ITEMS,
-                "metrics": ["f1-score"],
-            }
-            for letter in ("a", "b", "c")
-        ],
+        "tasks": support_tasks("abc", "question", ITEMS),
     }
-
-
-def max_in_rolling_window(arrivals: list[float], window: float) -> int:
-    arrivals = sorted(arrivals)
-    return max(sum(1 for t in arrivals[i:] if t < start + window) for i, start in enumerate(arrivals))
 
 
 def paced(arrivals: list[float], rpm: float) -> list[tuple[int, float]]:
@@ -133,7 +117,7 @@ def test_three_processes_of_one_model_stay_within_its_limits(
     assert len(remote) == 3 * ITEMS
     times = [r.received_at for r in remote]
     assert paced(times, RPM) == []
-    assert max_in_rolling_window(times, 60.0) <= RPM
+    assert starts_within(times, 60.0) <= RPM
     # The three subflows really ran at the same time (else one process's limits would have done).
     spans = sorted(
         (

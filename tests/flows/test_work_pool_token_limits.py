@@ -22,17 +22,16 @@ import yaml
 
 from benchgate.providers.shared_limits import shared_limits
 from benchgate.spec.request import ModelSpec
-from tests.conftest import REPO_ROOT, cli_env, run_cli
-from tests.providers.test_shared_limits import burst
+from tests.conftest import cli_env, run_cli
+from tests.support.arrivals import burst
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import Worker, deploy_worker_entry
+from tests.support.prefect_workers import Worker, deploy_worker_entry, support_tasks
 
 pytestmark = pytest.mark.slow
 
 POOL = "benchgate-test-tokens"
 DEPLOYMENT = "evaluate/tokens-test"
-SUPPORT = REPO_ROOT / "examples" / "custom" / "support.jsonl"
 # A bucket of 300 tokens draining 95 a second. Each request uses 5 tokens less than estimated (prompt
 # characters / 4 + max_tokens), about 47: 2 x 16 requests, ~1,500 tokens, (1,500 - 300) / 95 = 13 s
 # together, while each process alone paces itself at 100 a second, twice the bucket's rate together.
@@ -64,18 +63,7 @@ def tokens_request(base_url: str) -> dict[str, Any]:
         "name": "Shared token limit",
         "execution": "work-pool",
         "models": [model],
-        "tasks": [
-            {
-                "task": f"support-{letter}",
-                "dataset": str(SUPPORT),
-                "id_field": "id",
-                "prompt": f"{letter}: {{{{ question }}}}",
-                "target": "answer",
-                "limit": ITEMS,
-                "metrics": ["f1-score"],
-            }
-            for letter in ("a", "b")
-        ],
+        "tasks": support_tasks("ab", "answer", ITEMS),
     }
 
 

@@ -25,6 +25,7 @@ from benchgate.providers.shared_limits import (
 )
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
+from tests.support.arrivals import burst, starts_within
 from tests.support.chat_servers import ChatServer, Reply
 
 CONCURRENCY_API = (
@@ -44,23 +45,6 @@ def example(i: int) -> Example:
 
 def changed(spec: ModelSpec, **fields: Any) -> ModelSpec:
     return ModelSpec.model_validate({**spec.model_dump(), **fields})
-
-
-def burst(arrivals: list[tuple[float, int]], per_second: float) -> float:
-    """The most tokens that arrived in any window beyond what `per_second` refills in it: a leaky bucket
-    of that size and rate would have let them all through."""
-    arrivals = sorted(arrivals)
-    return max(
-        sum(tokens for _, tokens in arrivals[i : j + 1]) - per_second * (arrivals[j][0] - arrivals[i][0])
-        for i in range(len(arrivals))
-        for j in range(i, len(arrivals))
-    )
-
-
-def starts_within(times: list[float], window: float) -> int:
-    """The most request arrivals in any `window` seconds."""
-    times = sorted(times)
-    return max(sum(1 for t in times[i:] if t < start + window) for i, start in enumerate(times))
 
 
 def test_the_identity_names_the_limits_not_the_id_params_or_values() -> None:

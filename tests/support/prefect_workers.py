@@ -8,13 +8,31 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tests.support.prefect_server import PrefectServer
 from tests.support.processes import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SUPPORT = REPO_ROOT / "examples" / "custom" / "support.jsonl"
 T = TypeVar("T")
+
+
+def support_tasks(letters: str, target: str, items: int) -> list[dict[str, Any]]:
+    """One custom task per letter over the shipped support questions: several model x task units of one
+    model, so a work-pool run has several processes calling it at once."""
+    return [
+        {
+            "task": f"support-{letter}",
+            "dataset": str(SUPPORT),
+            "id_field": "id",
+            "prompt": f"{letter}: {{{{ question }}}}",
+            "target": target,
+            "limit": items,
+            "metrics": ["f1-score"],
+        }
+        for letter in letters
+    ]
 
 
 def prefect_cli(server: PrefectServer, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
