@@ -28,7 +28,7 @@ from benchgate.evaltasks.custom import templating
 from benchgate.judges.calls import JudgeCalls, Template, base_variables
 from benchgate.spec.example import Example
 from benchgate.spec.judge import PairwiseMetric, RubricMetric, judge_metrics
-from benchgate.spec.report import format_number
+from benchgate.spec.report import format_number, json_ready
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 
@@ -213,7 +213,7 @@ async def calibrate(
         "reused": stats.reused,
         **agreement(np.array(human, dtype=float), np.array(judged, dtype=float), (low, high)),
     }
-    return _json_ready(result)
+    return json_ready(result)  # nan (a statistic undefined on these labels) as null
 
 
 def agreement(human: np.ndarray, judge: np.ndarray, bounds: tuple[int, int]) -> dict[str, Any]:
@@ -294,15 +294,6 @@ def _bootstrap(
             ci_low, ci_high = np.quantile(finite, [alpha, 1 - alpha])
             intervals.append((float(ci_low), float(ci_high)))
     return intervals
-
-
-def _json_ready(value: Any) -> Any:
-    """nan (a statistic undefined on these labels) as None, so the object is valid JSON."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def render_calibration(result: dict[str, Any]) -> str:
