@@ -46,10 +46,13 @@ async def benchmark(
     _write_status(store, benchmark_id, parsed.name, "running")
     logger = get_run_logger()
     logger.info("benchmark %s: %d models x %d tasks", benchmark_id, len(parsed.models), len(parsed.tasks))
+    # The subflows carry the tags (people filter by them in the UI), the task runs here do not (see
+    # untagged_task_runs).
+    unit_tags = (f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags)
     try:
-        with tags(f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags):
-            units = [(m.id, t.task) for t in parsed.tasks for m in parsed.models if not m.judge_only]
-            at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
+        units = [(m.id, t.task) for t in parsed.tasks for m in parsed.models if not m.judge_only]
+        at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
+        with tags(*unit_tags):
             if parsed.execution == "work-pool":  # lanes in processes of their own: limits held by the server
                 await create_shared_limits(parsed)
                 results = await evaluate_on_pool(parsed, units, benchmark_id, store, at_once)
@@ -59,17 +62,18 @@ async def benchmark(
                     [functools.partial(evaluate, body, m, t, benchmark_id, store.url) for m, t in units],
                     at_once,
                 )
-            results = await compare_pairwise(parsed, results, benchmark_id, store)
-            report = aggregate(benchmark_id, parsed, results)
-            target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
-            decision = None
-            if parsed.gate:
-                from flows.gate import gate  # scipy's import costs ~0.5 s of start-up: only when gating
+        results = await compare_pairwise(parsed, results, benchmark_id, store)
+        report = aggregate(benchmark_id, parsed, results)
+        target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
+        decision = None
+        if parsed.gate:
+            from flows.gate import gate  # scipy's import costs ~0.5 s of start-up: only when gating
 
+            with tags(*unit_tags):
                 decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
-                report["gate"] = decision["decision"]
-            await publish(report, decision["markdown"] if decision else None, target, store)
-            record_history(report, store)
+            report["gate"] = decision["decision"]
+        await publish(report, decision["markdown"] if decision else None, target, store)
+        record_history(report, store)
     except BaseException:
         _write_status(store, benchmark_id, parsed.name, "failed")
         raise

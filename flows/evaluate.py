@@ -22,7 +22,7 @@ from benchgate.run.evaluation import GenerationStats, TaskResult, plan_shards, s
 from benchgate.run.preflight import check_sandbox
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
-from flows.concurrency import bounded_gather
+from flows.concurrency import bounded_gather, untagged_task_runs
 from tasks.examples import load_examples
 from tasks.generate import generate
 from tasks.judge import judge
@@ -50,6 +50,13 @@ async def evaluate(
     Its caller checked the request against the registries and the policy (the benchmark flow, or the
     worker entry); here only its shape is read, not every task's data once more per subflow.
     """
+    with untagged_task_runs():
+        return await _evaluate(request, model_id, task_name, benchmark_id, store_url)
+
+
+async def _evaluate(
+    request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
+) -> dict[str, Any]:
     logger = get_run_logger()
     parsed = BenchmarkRequest.model_validate(request)
     model, spec = parsed.model(model_id), parsed.task(task_name)

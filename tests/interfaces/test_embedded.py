@@ -77,9 +77,14 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Error logging to API" not in result.stdout + result.stderr, "logs go before the server stops"
     with sqlite3.connect(unconfigured / "home" / "prefect.db") as db:
-        flows = {name for (name,) in db.execute("select name from flow_run")}
-        tasks = {name for (name,) in db.execute("select name from task_run")}
+        flows = {name: json.loads(tags) for name, tags in db.execute("select name, tags from flow_run")}
+        tasks = {name: json.loads(tags) for name, tags in db.execute("select name, tags from task_run")}
         progress = db.execute("select data from artifact where type = 'progress'").fetchall()
-    assert flows == {"benchmark · embedded", "evaluate · reference · question-answering"}
-    assert {"load · question-answering", "generate · reference · question-answering · shard 0"} <= tasks
+    assert set(flows) == {"benchmark · embedded", "evaluate · reference · question-answering"}
+    assert {"load · question-answering", "generate · reference · question-answering · shard 0"} <= set(tasks)
+    # The subflow is tagged for people; task runs are not, or each would ask for tag concurrency slots.
+    subflow_tags = flows["evaluate · reference · question-answering"]
+    assert set(subflow_tags) == {"benchmark:embedded", "model:reference"}
+    # ("evaluate-0" is Prefect's stand-in for the subflow among its parent's task runs.)
+    assert all(tags == [] for name, tags in tasks.items() if name != "evaluate-0"), tasks
     assert [float(data) for (data,) in progress] == [100.0]
