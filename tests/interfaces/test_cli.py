@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
@@ -65,3 +67,44 @@ def test_validate_imports_only_what_validation_needs() -> None:
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+EXIT_HANDLERS = """
+import atexit, sys, threading, time
+import benchgate.interfaces.cli as cli
+
+def late_writer():  # as Prefect's: a thread with work left, and an exit handler waiting for it
+    time.sleep(0.5)
+    open("late.txt", "w").write("sent")
+
+def command(path):
+    worker = threading.Thread(target=late_writer)
+    worker.start()
+    atexit.register(lambda: open("handler.txt", "w").write("ran"))
+    print("x" * 200_000)  # more than a pipe holds
+    print("the last line")  # left in the buffer: it must be flushed before the process ends
+    raise cli.ConfigurationError("stop here")
+
+cli.load_request = command
+sys.argv = ["benchgate", "validate", "request.yaml"]
+cli.main()
+"""
+
+
+def test_the_command_exits_without_teardown_after_every_thread_and_exit_handler(tmp_path: Path) -> None:
+    """main() leaves by os._exit, but only after Python joined the threads and ran the exit handlers."""
+    buffered_env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    buffered_env["PYTHONPATH"] = str(REPO_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_HANDLERS],
+        cwd=tmp_path,
+        env=buffered_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "stop here" in result.stderr
+    assert result.stdout == "x" * 200_000 + "\nthe last line\n"
+    assert (tmp_path / "late.txt").read_text() == "sent"
+    assert (tmp_path / "handler.txt").read_text() == "ran"
