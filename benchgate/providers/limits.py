@@ -2,7 +2,7 @@
 
 Several evaluate subflows may call the same model at once, in one event loop or in task-runner
 threads with loops of their own, so the limiter is keyed by model id and is thread-safe: waiters
-park on a future of their own loop and are woken with `call_soon_threadsafe`.
+park on a future of their own loop and are woken with `call_soon_threadsafe` from another thread.
 
 Rates are paced with GCRA (a token bucket without a burst allowance): each request reserves the
 next start time, spaced 60/requests_per_minute apart and tokens*60/tokens_per_minute apart, so a
@@ -17,6 +17,13 @@ import time
 from collections import deque
 
 from benchgate.spec.request import ModelSpec
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class ModelLimiter:
@@ -74,7 +81,10 @@ class ModelLimiter:
                 return
             loop, future = self._waiters.popleft()
         try:
-            loop.call_soon_threadsafe(self._hand_over, future)
+            if loop is _running_loop():  # the common case: no wake-up write to the loop's self-pipe
+                loop.call_soon(self._hand_over, future)
+            else:
+                loop.call_soon_threadsafe(self._hand_over, future)
         except RuntimeError:  # that loop is closed: nobody is waiting there any more
             self.release()
 

@@ -44,12 +44,15 @@ class Items:
 
     def item(self, row: Row, shots: list[dict[str, str]]) -> Item:
         spec, definition = self.spec, self.definition
-        example_id, id_problem = row_id(row), None
+        id_problem = None
         if spec.id_field:
             try:
                 example_id = as_text(lookup(row, spec.id_field))
             except KeyError:
+                example_id = row_id(row)
                 id_problem = ItemProblem("id_field", f"no field {spec.id_field!r} in this row")
+        else:
+            example_id = row_id(row)
         try:
             if spec.messages is not None:
                 messages = conversation(row, spec.messages)

@@ -140,10 +140,11 @@ def _reference_text(encoded: str | None) -> str:
 
 def _mark_regressions(report: Report, items: list[dict[str, Any]]) -> None:
     """An item regressed when, for a relative rule, the candidate scored it worse than the reference model."""
+    relative = [rule for rule in (report.gate.rules if report.gate else []) if rule.reference is not None]
+    if not relative:
+        return
     by_key = {(i["model"], i["task"], i["id"]): i for i in items}
-    for rule in report.gate.rules if report.gate else []:
-        if rule.reference is None:
-            continue
+    for rule in relative:
         higher = report.pair_details(rule.task, rule.model).higher_is_better.get(rule.metric, True)
         for item in items:
             if (item["model"], item["task"]) != (rule.model, rule.task):
