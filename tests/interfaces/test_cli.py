@@ -69,6 +69,23 @@ def test_validate_imports_only_what_validation_needs() -> None:
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
 
+RUN_PATH_MODULES = """
+import sys
+import benchgate.interfaces.cli, flows.benchmark
+print(sorted({name.split(".")[0] for name in sys.modules}))
+"""
+
+
+def test_the_run_path_does_not_import_pandas_before_the_first_request() -> None:
+    """Start-up: pandas (0.25 s) is loaded by the first shard's frame, while the model is answering."""
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_PATH_MODULES], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
+    assert "prefect" in loaded and "pandas" not in loaded
+
+
 EXIT_HANDLERS = """
 import atexit, sys, threading, time
 import benchgate.interfaces.cli as cli
