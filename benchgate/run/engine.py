@@ -227,6 +227,7 @@ class ShardProducer:
                 examples = self._read_group(group)
                 started.examples.extend(examples)
                 started.groups.append(self._start_group(examples, started.writer))
+                await asyncio.sleep(0)  # this group's first requests go out before the next is read
             started.all_started = True
             started.complete.set()
 

@@ -10,6 +10,7 @@ import pytest
 
 from benchgate.evaltasks import make_task
 from benchgate.providers import create_provider
+from benchgate.providers.base import Completion
 from benchgate.run import evaluation
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import ExamplesInfo, plan_shards, score_key, score_shard_reusing
@@ -82,6 +83,46 @@ async def test_a_shard_of_several_row_groups_is_journaled_per_item_and_becomes_o
     assert producer.items_done == 30
     assert [p.suffix for p in directory.iterdir()] == [".parquet"]
     assert server.stats()["max_in_flight"] <= 2
+
+
+async def test_the_first_requests_leave_before_the_producer_reads_further_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up: the producer may run 20 groups ahead, but the model hears from it after the first."""
+    store = Store(str(tmp_path / "store"))
+    store.write_examples("qa-digest", qa_examples(200), shard_size=10)
+    groups = plan_shards(info(200, 20), None)
+    read: list[int] = []
+    asked_after_groups: list[int] = []
+    with ChatServer(latency=0.05) as server:
+        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=4)
+        provider = create_provider(spec)
+        complete = provider.complete
+
+        async def watched(example: Example, sample_index: int) -> Completion:
+            asked_after_groups.append(len(read))
+            return await complete(example, sample_index)
+
+        monkeypatch.setattr(provider, "complete", watched)
+        examples = store.open_examples("qa-digest")
+
+        def read_group(group: int) -> list[Example]:
+            read.append(group)
+            return examples.read_group(group)
+
+        context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
+        producer = ShardProducer(
+            provider, context, {}, store, read_group, groups, max_items_ahead=200, max_shards_ahead=2
+        )
+        producer.start()
+        try:
+            outcome = await producer.take(0)
+        finally:
+            await producer.aclose()
+            await provider.aclose()
+            examples.close()
+    assert outcome.requests == 200 and len(read) == 20
+    assert asked_after_groups[0] <= 2, f"the first request waited for {asked_after_groups[0]} row groups"
 
 
 def echo_rows(examples: list[Example], outputs: dict[str, str]) -> list[dict[str, object]]:
