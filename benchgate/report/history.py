@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from benchgate.spec.report import Report, format_number
 from benchgate.store import Store
 
-if TYPE_CHECKING:  # pandas loads where a frame is first made: 0.25 s off every start-up
+if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
     import pandas as pd
 
 HISTORY_SCHEMA = pa.schema(

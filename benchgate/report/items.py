@@ -18,7 +18,7 @@ from benchgate.errors import RequestError, StoreError
 from benchgate.spec.report import Report
 from benchgate.store import Store
 
-if TYPE_CHECKING:  # pandas loads where a frame is first made: 0.25 s off every start-up
+if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
     import pandas as pd
 
 GENERATION_COLUMNS = [

@@ -29,7 +29,7 @@ from benchgate.settings import settings, store_root
 from benchgate.spec.example import Example
 from benchgate.store.journal import ChunkJournal, is_journal, orphan_chunks, parse_lines
 
-if TYPE_CHECKING:  # pandas loads where a frame is first made: 0.25 s off every start-up
+if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
     import pandas as pd
 
 logger = logging.getLogger("benchgate.store")
