@@ -26,6 +26,8 @@ from typing import Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import TagsContext
 from prefect.deployments import arun_deployment
@@ -154,9 +156,6 @@ async def evaluate_on_pool(
 
 async def _finished(ids: list[UUID]) -> list[FlowRun]:
     """The flow runs once all are in a final state, asking for all of them in one call per poll."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     async with get_client() as client:
         while True:
             found = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))

@@ -44,45 +44,34 @@ def test_a_user_error_exits_2_with_one_message_and_no_traceback(tmp_path) -> Non
 
 
 HEAVY = ("prefect", "pandas", "pyarrow", "numpy", "scipy", "nltk", "rouge_score", "datasets")
-VALIDATE_AND_LIST_MODULES = """
-import sys
+VALIDATE = """
 from benchgate.interfaces.cli import app
 try:
     app(["validate", "examples/quickstart.yaml"])
 except SystemExit as exit:
     assert exit.code in (0, None), exit.code
-print(sorted({name.split(".")[0] for name in sys.modules}))
 """
+
+
+def top_level_modules_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded once `code` ran."""
+    listing = "\nimport sys\nprint(sorted({name.split('.')[0] for name in sys.modules}))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code + listing], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
 
 
 def test_validate_imports_only_what_validation_needs() -> None:
     """Start-up: validating a request must not pay for Prefect, pandas, Arrow or the ROUGE stack."""
-    result = subprocess.run(
-        [sys.executable, "-c", VALIDATE_AND_LIST_MODULES],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
+    loaded = top_level_modules_after(VALIDATE)
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
-
-
-RUN_PATH_MODULES = """
-import sys
-import benchgate.interfaces.cli, flows.benchmark
-print(sorted({name.split(".")[0] for name in sys.modules}))
-"""
 
 
 def test_the_run_path_does_not_import_pandas_before_the_first_request() -> None:
     """Start-up: pandas (0.25 s) is loaded by the first shard's frame, while the model is answering."""
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_PATH_MODULES], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.strip().splitlines()[-1].strip("[]").replace("'", "").split(", "))
+    loaded = top_level_modules_after("import benchgate.interfaces.cli, flows.benchmark")
     assert "prefect" in loaded and "pandas" not in loaded
 
 
