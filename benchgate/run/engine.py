@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from benchgate import jsonio
 from benchgate.errors import ProviderConfigError, ProviderError
 from benchgate.providers.base import Provider
 from benchgate.run.cache_keys import generation_key
@@ -55,7 +56,7 @@ async def generate_shard(
     outcome = ShardGenerations()
     pending: list[asyncio.Task[dict[str, Any]]] = []
     for example in examples:
-        prompt = json.dumps(example.messages, ensure_ascii=False)
+        prompt = jsonio.dumps(example.messages).decode()
         for sample_index in range(context.samples):
             key = generation_key(
                 spec, provider.endpoint, example.messages, sample_index, context.dataset_revision

@@ -75,6 +75,25 @@ def test_the_run_path_does_not_import_pandas_before_the_first_request() -> None:
     assert "prefect" in loaded and "pandas" not in loaded
 
 
+WRITE_EXAMPLES = """
+from benchgate.spec.example import Example
+from benchgate.store import Store
+store = Store({root!r})
+messages = [[{{"role": "user", "content": f"é ☃ {{i}}"}}] for i in range(250)]
+examples = [Example(f"q{{i}}", messages[i], [f"a{{i}}"], {{"n": i}}) for i in range(250)]
+assert store.write_examples("digest", examples, 100) == 250
+with store.open_examples("digest") as stored:
+    assert stored.read_group(2) == examples[200:], stored.read_group(2)[:2]
+"""
+
+
+def test_a_new_stores_examples_file_is_written_and_read_without_pandas(tmp_path: Path) -> None:
+    """Start-up on a new store: the examples file is made before the first request, and pyarrow
+    imports pandas (0.25 s) for any conversion from Python objects, so the file is built from buffers."""
+    loaded = top_level_modules_after(WRITE_EXAMPLES.format(root=str(tmp_path)))
+    assert "pyarrow" in loaded and "pandas" not in loaded
+
+
 EXIT_HANDLERS = """
 import atexit, sys, threading, time
 import benchgate.interfaces.cli as cli
