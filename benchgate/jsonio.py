@@ -1,9 +1,10 @@
-"""JSON on the per-item paths (request bodies, responses, journal lines, stored prompts): orjson.
+"""JSON the run writes once per item (journal lines, stored prompts, the examples file): orjson.
 
-At tens of thousands of items the standard library's encoder and decoder are a tenth of a run's
-CPU; orjson does the same work ten times faster. Where orjson is stricter than the standard library
-(integers beyond 64 bits, NaN and lone surrogates in a response), the standard library decides, so
-behaviour stays what it was.
+The standard library's encoder took several percent of a large run's CPU there; orjson does the
+same work ten times faster. Where orjson is stricter (integers beyond 64 bits; NaN and lone
+surrogates when reading), the standard library decides, so what is written and read stays the same.
+Request bodies and responses keep the standard library: parsing 50,000 responses with orjson saved
+no measurable time and raised the run's peak memory by 50 MiB.
 """
 
 from __future__ import annotations

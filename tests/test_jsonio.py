@@ -23,6 +23,6 @@ def test_an_integer_beyond_64_bits_is_written_as_the_standard_library_writes_it(
     assert jsonio.loads(jsonio.dumps({"seed": 2**70})) == {"seed": 2**70}
 
 
-def test_a_response_only_the_standard_library_accepts_still_parses() -> None:
+def test_text_only_the_standard_library_accepts_still_parses() -> None:
     parsed = jsonio.loads(b'{"score": NaN, "text": "\\ud800"}')
     assert math.isnan(parsed["score"]) and parsed["text"] == "\ud800"

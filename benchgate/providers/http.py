@@ -43,7 +43,7 @@ import aiohttp
 from python_socks import ProxyError as SocksProxyError
 from yarl import URL
 
-from benchgate import __version__, jsonio
+from benchgate import __version__
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
 from benchgate.providers.base import Completion, Provider
 from benchgate.providers.connections import Route, environment_proxy, open_route
@@ -209,7 +209,7 @@ class HttpProvider(Provider):
         if self._config_error is not None:
             raise self._config_error
         url, body = self.build_request(example)
-        content = jsonio.dumps(body)
+        content = json.dumps(body, ensure_ascii=False).encode()
         prompt_chars = sum(len(m.get("content") or "") for m in example.messages)
         estimate = prompt_chars / 4 + self.max_output_tokens()
         return await self._send(url, content, estimate)
@@ -298,7 +298,7 @@ class HttpProvider(Provider):
         status = response.status
         if status < 300:
             try:
-                data = jsonio.loads(body)
+                data = json.loads(body)
             except ValueError:
                 return _Failure(f"HTTP {status} with a body that is not JSON", status)
             try:
