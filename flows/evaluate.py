@@ -17,7 +17,7 @@ from benchgate.evaltasks import make_task
 from benchgate.judges import RubricJudging
 from benchgate.providers import create_provider
 from benchgate.run.engine import ShardContext, ShardProducer
-from benchgate.run.evaluation import GenerationStats, TaskResult, plan_shards, summarize
+from benchgate.run.evaluation import GenerationStats, TaskResult, import_pandas_ahead, plan_shards, summarize
 from benchgate.run.preflight import check_sandbox
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
@@ -118,6 +118,7 @@ async def _evaluate(
             return scored
 
         producer.start()
+        import_pandas_ahead()
         reporter = asyncio.create_task(
             _report_progress(progress, producer, info.n_examples * context.samples)
         )

@@ -68,9 +68,11 @@ def run(
         from benchgate.run.preflight import preflight
 
         preflight(parsed)
+        from benchgate.run.evaluation import import_pandas_ahead
         from flows.benchmark import benchmark
 
         if server is not None:
+            import_pandas_ahead()  # the client would only wait for the server meanwhile
             server.wait_ready()
         result = asyncio.run(
             benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import itertools
 import json
 import math
+import sys
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,15 @@ EXAMPLES_FORMAT = 2  # 2: built-in examples carry fields["kind"]
 ITEMS_PER_SHARD = 1000  # a Prefect shard (a generate and a score task) spans about this many items ...
 MAX_SHARDS = 8  # ... but a model x task has at most this many: task runs cost more than they show
 SCORES_FORMAT = 1  # bump when scoring changes what it returns for the same outputs
+
+
+def import_pandas_ahead() -> None:
+    """Import pandas (0.25 s of CPU) in a thread while the model answers the first requests, or
+    while the command waits for its temporary Prefect server. Left to the first shard's scoring, the
+    import held the interpreter while a hundred answers waited to be read (C=128, 100 ms: span
+    efficiency 0.80-0.83 with it there, 0.86 imported ahead)."""
+    if "pandas" not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=("pandas",), name="import-pandas").start()
 
 
 @dataclass(frozen=True)
