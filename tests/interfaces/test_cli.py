@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO_ROOT
 
@@ -133,3 +136,18 @@ def test_the_command_exits_without_teardown_after_every_thread_and_exit_handler(
     assert result.stdout == "x" * 200_000 + "\nthe last line\n"
     assert (tmp_path / "late.txt").read_text() == "sent"
     assert (tmp_path / "handler.txt").read_text() == "ran"
+
+
+def test_run_setup_is_kept_out_of_the_collector_which_is_back_on_even_when_setup_fails() -> None:
+    from benchgate.interfaces.cli import _kept_out_of_gc
+
+    frozen_before = gc.get_freeze_count()
+    try:
+        with pytest.raises(RuntimeError), _kept_out_of_gc():
+            assert not gc.isenabled()
+            setup = [[object()] for _ in range(1000)]  # long-lived, tracked objects made during set-up
+            raise RuntimeError("the request is invalid")
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen_before + len(setup)
+    finally:
+        gc.unfreeze()
