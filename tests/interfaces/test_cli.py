@@ -139,9 +139,9 @@ def test_the_command_exits_without_teardown_after_every_thread_and_exit_handler(
 
 
 def test_run_setup_is_kept_out_of_the_collector_which_is_back_on_even_when_setup_fails() -> None:
-    from benchgate.interfaces.cli import _kept_out_of_gc
+    from benchgate.interfaces.cli import RUN_GC_THRESHOLDS, _kept_out_of_gc
 
-    frozen_before = gc.get_freeze_count()
+    frozen_before, thresholds = gc.get_freeze_count(), gc.get_threshold()
     try:
         with pytest.raises(RuntimeError), _kept_out_of_gc():
             assert not gc.isenabled()
@@ -149,5 +149,7 @@ def test_run_setup_is_kept_out_of_the_collector_which_is_back_on_even_when_setup
             raise RuntimeError("the request is invalid")
         assert gc.isenabled()
         assert gc.get_freeze_count() >= frozen_before + len(setup)
+        assert gc.get_threshold() == RUN_GC_THRESHOLDS
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
