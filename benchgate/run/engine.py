@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,17 +138,35 @@ async def _ask(provider: Provider, example: Example, sample_index: int, row: dic
         raise
     except ProviderError as error:
         kind = "transient" if error.transient else "request"
-        row.update(error=str(error), error_kind=kind, attempts=error.attempts, timeouts=error.timeouts)
+        row.update(
+            error=storable(str(error)), error_kind=kind, attempts=error.attempts, timeouts=error.timeouts
+        )
     else:
         row.update(
-            output=completion.text,
-            finish_reason=completion.finish_reason,
+            output=storable(completion.text),
+            finish_reason=storable(completion.finish_reason),
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
             latency_ms=completion.latency_ms,
             attempts=completion.attempts,
             timeouts=completion.timeouts,
         )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, every surrogate is a lone one: pairs are decoded
+
+
+def storable(text: str | None) -> str | None:
+    """The text with each lone surrogate (a JSON escape such as \\ud800 that no second half follows,
+    which a provider's JSON may carry) as U+FFFD: UTF-8, hence the journal and Parquet, cannot hold it,
+    and a model's answer must not be able to fail its shard."""
+    if text is None:
+        return None
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 @dataclass

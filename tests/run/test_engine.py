@@ -47,3 +47,26 @@ async def test_a_cached_rerun_keeps_every_item_when_prompts_repeat(tmp_path: Pat
     assert sorted(row["example_id"] for row in second.rows) == ["q-1", "q-2", "q-3"]
     by_id = {row["example_id"]: row["output"] for row in second.rows}
     assert by_id == {row["example_id"]: row["output"] for row in first.rows}
+
+
+async def test_an_answer_with_a_lone_surrogate_is_stored_with_a_replacement_character(tmp_path: Path) -> None:
+    """JSON may escape half a surrogate pair ("\\ud800"); UTF-8 cannot hold it, so neither could the
+    journal or Parquet: a hostile or broken endpoint must not be able to fail the shard with it."""
+    store = Store(str(tmp_path / "store"))
+    with ChatServer(reply=lambda request: "half a pair: \ud800 then 😀") as server:
+        spec = ModelSpec(id="m", provider="openai-compatible", model="echo", base_url=server.url + "/v1")
+        provider = create_provider(spec)
+        try:
+            writer = store.generation_writer(spec.id, "qa")
+            generated = await generate_shard(
+                provider,
+                [Example("q-1", QUESTION, ["Paris"])],
+                ShardContext("bmk", "qa", "ds", "r", 1, "reuse"),
+                {},
+                writer,
+            )
+            writer.close()
+        finally:
+            await provider.aclose()
+    assert generated.rows[0]["output"] == "half a pair: \ufffd then 😀"
+    assert [row["output"] for row in store.read_generations("m", "qa")] == ["half a pair: \ufffd then 😀"]
