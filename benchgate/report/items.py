@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchgate import jsonio
 from benchgate.errors import RequestError, StoreError
 from benchgate.spec.report import Report
 from benchgate.store import Store
@@ -146,9 +147,15 @@ def _references(store: Store, task: str, prompts: dict[str, str]) -> dict[str, A
         table = store.read_table(path, columns=["example_id", "messages", "references"])
         for row in table.to_pylist() if table is not None else []:
             example_id = row["example_id"]
-            if example_id not in found or row["messages"] == prompts.get(example_id):
+            if example_id not in found or _same_messages(row["messages"], prompts.get(example_id)):
                 found[example_id] = json.loads(row["references"])
     return found
+
+
+def _same_messages(stored: str, sent: str | None) -> bool:
+    """Both files hold the messages as JSON text, written by versions that spaced it differently
+    (a reused answer can be older than the examples file): what they say is compared."""
+    return sent is not None and (stored == sent or jsonio.loads(stored) == jsonio.loads(sent))
 
 
 def prompt_text(prompt: str | None) -> str:
