@@ -27,7 +27,7 @@ from tasks.generate import generate
 from tasks.judge import judge
 from tasks.score import score
 
-if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
+if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports it ahead)
     import pandas as pd
 
 PROGRESS_SECONDS = 2.0

@@ -12,7 +12,7 @@ from benchgate.spec.example import Example
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 
-if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
+if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports it ahead)
     import pandas as pd
 
 

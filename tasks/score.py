@@ -13,7 +13,7 @@ from benchgate.run.evaluation import score_key, score_shard_reusing
 from benchgate.spec.example import Example
 from benchgate.store import Store
 
-if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
+if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports it ahead)
     import pandas as pd
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from benchgate.spec.report import Report, format_number
 from benchgate.store import Store
 
-if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
+if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports it ahead)
     import pandas as pd
 
 HISTORY_SCHEMA = pa.schema(

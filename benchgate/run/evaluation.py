@@ -22,7 +22,7 @@ from benchgate.spec.request import ModelSpec
 from benchgate.store import Store
 from scorers.stats import bootstrap_ci
 
-if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
+if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports it ahead)
     import pandas as pd
 
 DEFAULT_SHARD_SIZE = 100  # items per row group of the examples file: what is read into memory at once

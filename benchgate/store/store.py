@@ -31,7 +31,7 @@ from benchgate.settings import settings, store_root
 from benchgate.spec.example import Example
 from benchgate.store.journal import ChunkJournal, is_journal, orphan_chunks, parse_lines
 
-if TYPE_CHECKING:  # pandas (0.25 s) loads with the first frame or Arrow conversion, not at import
+if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports it ahead)
     import pandas as pd
 
 logger = logging.getLogger("benchgate.store")

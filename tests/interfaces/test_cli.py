@@ -73,7 +73,7 @@ def test_validate_imports_only_what_validation_needs() -> None:
 
 
 def test_the_run_path_does_not_import_pandas_before_the_first_request() -> None:
-    """Start-up: pandas (0.25 s) is loaded by the first shard's frame, while the model is answering."""
+    """Start-up: pandas (0.25 s) is imported in a thread once the first requests are out."""
     loaded = top_level_modules_after("import benchgate.interfaces.cli, flows.benchmark")
     assert "prefect" in loaded and "pandas" not in loaded
 
