@@ -3,11 +3,15 @@
 Without a server, Prefect starts its own temporary one on the first flow call: the run waits for it
 (seconds of start-up, most of it the server importing itself) after paying for importing the server
 in the client too, and that server runs services a run of minutes never uses. Started here, as the
-first thing the command does, the server boots in its own process while the client imports Prefect
-and the benchmark's modules; it records into the same database (PREFECT_HOME) as Prefect's own
-temporary server, with the services of a temporary server minus those that react to or stream
-events (no automation or UI subscriber can be attached to a server that lives as long as one run).
-Flow runs, task runs, logs and artifacts are recorded as ever; events are not persisted.
+first thing the command does, the server boots in its own process while the client imports the
+benchmark's modules; it records into the same database (PREFECT_HOME) as Prefect's own temporary
+server, with the services of a temporary server minus those that react to or stream events (no
+automation or UI subscriber can be attached to a server that lives as long as one run). Flow runs,
+task runs, logs and artifacts are recorded as ever; events are not persisted.
+
+The server process is forked from the client once the client has imported Prefect's core (which
+both need): the server imports only its own part, which saves 0.8 s of CPU of every cold run
+without starting it later (a fresh interpreter spent that time importing the same core).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import http.client
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import toml  # type: ignore[import-untyped]
 
@@ -38,6 +43,7 @@ SERVER_ENV = {
     "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
 }
 STARTUP_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 def _free_port() -> int:
@@ -68,10 +74,40 @@ def _project_configures_prefect() -> bool:
     return pyproject.exists() and "[tool.prefect" in pyproject.read_text(errors="replace")
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: a SIGKILLed run must not leave its server behind (Linux only)."""
+def _die_with_parent(parent: int) -> None:
+    """A SIGKILLed run must not leave its server behind (Linux only)."""
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the run died before prctl took effect
+        os._exit(0)
+
+
+def _shared_imports() -> None:
+    """What both the client and the server import: imported once, before the fork (0.8 s of CPU)."""
+    import fastapi.encoders  # noqa: F401  (the client's flow parameters are serialized with it)
+    import jinja2  # noqa: F401  (the client's prompt templates)
+    import prefect  # noqa: F401
+
+
+def _serve_forked(port: int, parent: int) -> NoReturn:
+    """The server in the forked child: never returns into the client's code, whatever happens."""
+    status = 0
+    try:
+        _die_with_parent(parent)
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(stdin, 0)
+        os.environ.pop("PREFECT_API_URL", None)
+        os.environ.update(SERVER_ENV)
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()  # Prefect read the client's settings when it was imported
+        serve(port)
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    finally:
+        sys.stderr.flush()
+        os._exit(status)  # not the client's exit handlers, nor its buffered output a second time
 
 
 def serve(port: int) -> None:
@@ -95,7 +131,7 @@ class EmbeddedServer:
     """The temporary Prefect server of a run, in a process of its own (`serve`)."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None
         self.port = 0
 
     @classmethod
@@ -110,7 +146,6 @@ class EmbeddedServer:
             return None
         server = cls()
         server._spawn()
-        os.environ["PREFECT_API_URL"] = server.api_url
         return server
 
     @property
@@ -119,16 +154,28 @@ class EmbeddedServer:
 
     def _spawn(self) -> None:
         self.port = _free_port()
-        env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-        command = [sys.executable, "-m", "benchgate.interfaces.embedded", str(self.port)]
-        self.process = subprocess.Popen(
-            command, env={**env, **SERVER_ENV}, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
-        )
+        os.environ["PREFECT_API_URL"] = self.api_url  # before Prefect is imported: it reads it then
+        _shared_imports()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parent = os.getpid()
+        pid = os.fork()  # no thread runs yet: the client starts its first ones after this
+        if pid == 0:
+            _serve_forked(self.port, parent)
+        self.pid = pid
+
+    def _running(self) -> bool:
+        if self.pid is None:
+            return False
+        if os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            return True
+        self.pid = None  # exited and reaped
+        return False
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         """Return once the server answers /health (Prefect is imported by then: the URL cannot change)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
+        while time.monotonic() < deadline and self._running():
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
             try:  # http.client, not httpx: no TLS context to build (a tenth of a second) for a local probe
                 connection.request("GET", "/api/health")
@@ -146,20 +193,18 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         """Send the run's queued logs while the server still listens, then stop it."""
-        if self.process is None:
+        pid = self.pid
+        if pid is None or not self._running():
             return
         if "prefect.logging.handlers" in sys.modules:  # a flow ran: its log worker may hold records
             from prefect.logging.handlers import APILogHandler
 
             APILogHandler().flush()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while self._running() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._running():
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self.pid = None
