@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from benchgate.interfaces.embedded import EmbeddedServer
 from tests.conftest import REPO_ROOT, run_cli
+from tests.support.chat_servers import ChatServer
 
 
 @pytest.fixture
@@ -75,6 +81,8 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
     result = run_cli(["run", str(request), "--out", str(unconfigured / "out")], env)
     assert result.returncode == 0, result.stdout + result.stderr
+    # The server is forked from the client: what the client had printed is not printed twice.
+    assert result.stdout.count("\nbenchmark ") == 1, result.stdout
     assert "Error logging to API" not in result.stdout + result.stderr, "logs go before the server stops"
     with sqlite3.connect(unconfigured / "home" / "prefect.db") as db:
         flows = {name: json.loads(tags) for name, tags in db.execute("select name, tags from flow_run")}
@@ -88,3 +96,36 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     # ("evaluate-0" is Prefect's stand-in for the subflow among its parent's task runs.)
     assert all(tags == [] for name, tags in tasks.items() if name != "evaluate-0"), tasks
     assert [float(data) for (data,) in progress] == [100.0]
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_leaves_no_server_behind(unconfigured: Path) -> None:
+    with ChatServer(latency=0.5) as chat:
+        request = unconfigured / "request.json"
+        items = unconfigured / "items.jsonl"
+        items.write_text(
+            "".join(json.dumps({"id": str(i), "q": f"q{i}", "a": "x"}) + "\n" for i in range(50))
+        )
+        model = {"id": "slow", "provider": "openai-compatible", "base_url": chat.url + "/v1"}
+        task = {"task": "t", "dataset": str(items), "id_field": "id", "prompt": "{{ q }}", "target": "a"}
+        task |= {"metrics": ["exact-match"]}
+        request.write_text(json.dumps({"name": "killed", "models": [model], "tasks": [task]}))
+        env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
+        run = subprocess.Popen(
+            [sys.executable, "-m", "benchgate", "run", str(request)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not chat.requests and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        servers = psutil.Process(run.pid).children()
+        assert chat.requests and run.poll() is None and len(servers) == 1, "the run was not generating"
+        run.send_signal(signal.SIGKILL)  # only the run: its server is not in any group we kill
+        run.wait()
+        _, alive = psutil.wait_procs(servers, timeout=15)
+        for process in alive:
+            process.kill()
+        assert not alive, "the temporary server outlived its run"
