@@ -63,7 +63,7 @@ async def benchmark(
                     at_once,
                 )
         results = await compare_pairwise(parsed, results, benchmark_id, store)
-        report = aggregate(benchmark_id, parsed, results)
+        report = await aggregate(benchmark_id, parsed, results)
         target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
         decision = None
         if parsed.gate:
@@ -73,7 +73,7 @@ async def benchmark(
                 decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
             report["gate"] = decision["decision"]
         await publish(report, decision["markdown"] if decision else None, target, store)
-        record_history(report, store)
+        await record_history(report, store)
     except BaseException:
         _write_status(store, benchmark_id, parsed.name, "failed")
         raise

@@ -24,7 +24,7 @@ from benchgate.store import Store
 
 
 @task(name="record-history", cache_policy=NO_CACHE)
-def record_history(report: dict[str, Any], store: Store) -> int:
+async def record_history(report: dict[str, Any], store: Store) -> int:
     return append_report(store, Report.model_validate(report))
 
 

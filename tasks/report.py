@@ -20,8 +20,13 @@ from benchgate.store import Store
 
 
 @task(name="aggregate", cache_policy=NO_CACHE)
-def aggregate(benchmark_id: str, request: BenchmarkRequest, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The report as JSON data: flows pass it on as a parameter, which Prefect shows in its UI."""
+async def aggregate(
+    benchmark_id: str, request: BenchmarkRequest, results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The report as JSON data: flows pass it on as a parameter, which Prefect shows in its UI.
+
+    Async, as every task here: a sync task run makes its own Prefect client (a TLS context and a
+    connection) where an async one shares its flow's."""
     return build_report(benchmark_id, request, [TaskResult(**r) for r in results]).to_dict()
 
 
