@@ -163,7 +163,7 @@ def prompt_text(prompt: str | None) -> str:
     if not prompt:
         return ""
     try:
-        messages = json.loads(prompt)
+        messages = jsonio.loads(prompt)  # once per item of report.html: 50,000 at a time
     except json.JSONDecodeError:
         return prompt
     user = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]

@@ -229,6 +229,19 @@ def test_write_report_html_writes_one_page_with_the_data_inside(run: Run) -> Non
     assert set(re.findall(r"https?://[^\s\"'<>]+", outside)) == {"http://www.w3.org/2000/svg"}  # a namespace
 
 
+@pytest.mark.parametrize("big", [1, 2**70])  # orjson writes the page's data; beyond 64 bits it cannot
+def test_the_pages_data_is_strict_json_with_null_for_non_finite_numbers(big: int) -> None:
+    report = {"name": "</script><script>alert(1)</script>", "benchmarkId": "b", "count": big}
+    item = {"id": "x", "scores": {"f1": float("nan"), "em": float("inf"), "rouge": 0.5}, "output": "a & <b>"}
+    text = render_html(report, [item], [{"value": float("-inf")}])
+    blob = text.split('<script type="application/json" id="benchgate-data">')[1].split("</script>")[0]
+    assert not set("<>&") & set(blob)
+    data = json.loads(blob, parse_constant=lambda name: pytest.fail(f"{name} in the page's JSON"))
+    assert data["report"] == report
+    assert data["items"] == [{**item, "scores": {"f1": None, "em": None, "rouge": 0.5}}]
+    assert data["history"] == [{"value": None}]
+
+
 def test_the_page_loads_with_no_errors_and_no_network(browser: Browser, page: Page) -> None:
     assert browser.evaluate("document.querySelectorAll('#results table.results').length") == len(
         page.report["report"]

@@ -11,6 +11,7 @@ import math
 import re
 from typing import Any
 
+from benchgate import jsonio
 from benchgate.report.history import history_rows, read_history
 from benchgate.report.items import prompt_text
 from benchgate.spec.report import Report, TaskDetails
@@ -132,7 +133,7 @@ def _references(store: Store, task: str) -> dict[str, str]:
 
 
 def _reference_text(encoded: str | None) -> str:
-    values = json.loads(encoded) if encoded else []
+    values = jsonio.loads(encoded) if encoded else []
     if isinstance(values, list) and all(isinstance(v, str) for v in values):
         return " | ".join(values)
     return json.dumps(values, ensure_ascii=False)
