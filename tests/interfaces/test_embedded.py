@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
+from benchgate.interfaces import embedded
 from benchgate.interfaces.embedded import EmbeddedServer
 from tests.conftest import REPO_ROOT, run_cli
 from tests.support.chat_servers import ChatServer
@@ -107,8 +109,14 @@ def test_a_sigkilled_run_leaves_no_server_behind(unconfigured: Path) -> None:
             "".join(json.dumps({"id": str(i), "q": f"q{i}", "a": "x"}) + "\n" for i in range(50))
         )
         model = {"id": "slow", "provider": "openai-compatible", "base_url": chat.url + "/v1"}
-        task = {"task": "t", "dataset": str(items), "id_field": "id", "prompt": "{{ q }}", "target": "a"}
-        task |= {"metrics": ["exact-match"]}
+        task = {
+            "task": "t",
+            "dataset": str(items),
+            "id_field": "id",
+            "prompt": "{{ q }}",
+            "target": "a",
+            "metrics": ["exact-match"],
+        }
         request.write_text(json.dumps({"name": "killed", "models": [model], "tasks": [task]}))
         env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
         run = subprocess.Popen(
@@ -129,3 +137,23 @@ def test_a_sigkilled_run_leaves_no_server_behind(unconfigured: Path) -> None:
         for process in alive:
             process.kill()
         assert not alive, "the temporary server outlived its run"
+
+
+@pytest.mark.slow
+def test_where_it_cannot_fork_the_server_is_a_fresh_interpreter(
+    unconfigured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path macOS takes (forking is tested by the runs above: not from a test process's threads)."""
+    monkeypatch.setattr(embedded, "FORK_SERVER", False)
+    server = EmbeddedServer.start_if_unconfigured()
+    assert server is not None and server.pid is not None
+    pid = server.pid
+    try:
+        assert psutil.Process(pid).cmdline()[1:] == ["-m", "benchgate.interfaces.embedded", str(server.port)]
+        server.wait_ready()
+        with urllib.request.urlopen(server.api_url + "/admin/version", timeout=10) as response:
+            assert response.status == 200
+        assert (unconfigured / "home" / "prefect.db").exists()  # the run's PREFECT_HOME
+    finally:
+        server.stop()
+    assert server.pid is None and not psutil.pid_exists(pid)
