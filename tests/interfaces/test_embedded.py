@@ -149,8 +149,8 @@ def test_where_it_cannot_fork_the_server_is_a_fresh_interpreter(
     assert server is not None and server.pid is not None
     pid = server.pid
     try:
-        assert psutil.Process(pid).cmdline()[1:] == ["-m", "benchgate.interfaces.embedded", str(server.port)]
         server.wait_ready()
+        assert psutil.Process(pid).cmdline()[1:] == ["-m", "benchgate.interfaces.embedded", str(server.port)]
         with urllib.request.urlopen(server.api_url + "/admin/version", timeout=10) as response:
             assert response.status == 200
         assert (unconfigured / "home" / "prefect.db").exists()  # the run's PREFECT_HOME
