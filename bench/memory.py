@@ -2,7 +2,8 @@
 
 Runs `benchgate run` in a subprocess (its own store and PREFECT_HOME, ephemeral Prefect server) and
 samples the resident set size of the whole process tree (the CLI and every child: Prefect's server,
-ROUGE workers) every 50 ms. The budget is 1.5 GB. The peer measured in the same run is the same
+ROUGE workers) every 50 ms, and its proportional set size (pages shared between processes split
+among them). The budget of 1.5 GB is held to the resident figure, the larger. The peer measured in the same run is the same
 pipeline on a small seeded subset (`--peer-limit`, 200 articles by default): with examples and
 generations streamed per shard, the full run's peak should stay close to it, so the ratio
 full / peer is what shows memory growing with dataset size.
@@ -41,26 +42,33 @@ MODELS = ("reference", "baseline", "lead-3")
 @dataclass(frozen=True)
 class Measurement:
     peak_bytes: int
+    peak_pss_bytes: int
     peak_processes: int
     wall_seconds: float
     exit_code: int
     output: str
 
 
-def tree_rss(root: psutil.Process) -> tuple[int, int]:
-    """Resident bytes of a process and all its descendants (processes that vanish mid-sample count 0)."""
-    total, count = 0, 0
+def tree_memory(root: psutil.Process) -> tuple[int, int, int]:
+    """Resident and proportional bytes of a process and all its descendants, and how many there are
+    (processes that vanish mid-sample count 0). Resident bytes count a page shared by several
+    processes once in each (the temporary Prefect server is forked from the CLI on Linux, so the
+    modules both use are such pages); proportional bytes (PSS) split it among them: the tree's
+    physical memory."""
+    rss, pss, count = 0, 0, 0
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0, 0
+        return 0, 0, 0
     for process in processes:
         try:
-            total += process.memory_info().rss
-            count += 1
+            memory = process.memory_full_info()
         except psutil.NoSuchProcess:
             continue
-    return total, count
+        rss += memory.rss
+        pss += getattr(memory, "pss", memory.rss)  # PSS is Linux's; elsewhere resident bytes
+        count += 1
+    return rss, pss, count
 
 
 def write_request(directory: Path, data: Path, limit: int | None) -> Path:
@@ -83,15 +91,16 @@ def _run(command: list[str], env: dict[str, str], interval: float) -> Measuremen
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
     root = psutil.Process(child.pid)
-    peak, peak_processes = 0, 0
+    peak, peak_pss, peak_processes = 0, 0, 0
     while child.poll() is None:
-        rss, count = tree_rss(root)
+        rss, pss, count = tree_memory(root)
+        peak_pss = max(peak_pss, pss)
         if rss > peak:
             peak, peak_processes = rss, count
         time.sleep(interval)
     wall = time.perf_counter() - started
     output = child.stdout.read().decode(errors="replace") if child.stdout else ""
-    return Measurement(peak, peak_processes, wall, child.returncode, output)
+    return Measurement(peak, peak_pss, peak_processes, wall, child.returncode, output)
 
 
 def measure(data: Path, limit: int | None, interval: float, runs: int) -> list[Measurement]:
@@ -146,7 +155,8 @@ def main() -> int:
     for name, result in results.items():
         print(
             f"{name:<28} peak RSS {result.peak_bytes / 2**20:8.1f} MiB "
-            f"({result.peak_processes} processes)  wall {result.wall_seconds:7.1f} s  exit {result.exit_code}"
+            f"({result.peak_processes} processes; PSS {result.peak_pss_bytes / 2**20:.1f} MiB)  "
+            f"wall {result.wall_seconds:7.1f} s  exit {result.exit_code}"
         )
         if result.exit_code != 0:
             print(result.output[-4000:], file=sys.stderr)
