@@ -95,8 +95,9 @@ def _serve_forked(port: int, parent: int) -> NoReturn:
     status = 0
     try:
         _die_with_parent(parent)
-        stdin = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(stdin, 0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
         os.environ.pop("PREFECT_API_URL", None)
         os.environ.update(SERVER_ENV)
         from prefect.context import refresh_global_settings_context
