@@ -3,10 +3,10 @@
 Runs `benchgate run` in a subprocess (its own store and PREFECT_HOME, ephemeral Prefect server) and
 samples the resident set size of the whole process tree (the CLI and every child: Prefect's server,
 ROUGE workers) every 50 ms, and its proportional set size (pages shared between processes split
-among them). The budget of 1.5 GB is held to the resident figure, the larger. The peer measured in the same run is the same
-pipeline on a small seeded subset (`--peer-limit`, 200 articles by default): with examples and
-generations streamed per shard, the full run's peak should stay close to it, so the ratio
-full / peer is what shows memory growing with dataset size.
+among them). The budget of 1.5 GB is held to the resident figure, the larger. The peer measured in
+the same run is the same pipeline on a small seeded subset (`--peer-limit`, 200 articles by
+default): with examples and generations streamed per shard, the full run's peak should stay close to
+it, so the ratio full / peer is what shows memory growing with dataset size.
 
 `--rerun` also measures a second identical run on the same store, which reuses every generation from
 the cache (the cache is read per model x task before generating).
