@@ -83,8 +83,6 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
     result = run_cli(["run", str(request), "--out", str(unconfigured / "out")], env)
     assert result.returncode == 0, result.stdout + result.stderr
-    # The server is forked from the client: what the client had printed is not printed twice.
-    assert result.stdout.count("\nbenchmark ") == 1, result.stdout
     assert "Error logging to API" not in result.stdout + result.stderr, "logs go before the server stops"
     with sqlite3.connect(unconfigured / "home" / "prefect.db") as db:
         flows = {name: json.loads(tags) for name, tags in db.execute("select name, tags from flow_run")}
