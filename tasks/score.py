@@ -1,14 +1,15 @@
-"""Prefect task: score one shard's generations (off the event loop), reusing earlier scores."""
+"""Prefect task: score one shard's generations (CPU work off the event loop), reusing earlier scores."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from benchgate.evaltasks.base import EvalTask
-from benchgate.run import scoring_worker
+from benchgate.run.evaluation import score_key, score_shard_reusing
 from benchgate.spec.example import Example
 from benchgate.store import Store
 
@@ -32,4 +33,9 @@ async def score(
     groups: range,
 ) -> pd.DataFrame:
     """The store's content-addressed scores are the cache (same examples, same outputs), not Prefect's."""
-    return await scoring_worker.score_outside_loop(eval_task, store, examples_digest, groups, examples, rows)
+
+    def run() -> pd.DataFrame:
+        key = score_key(eval_task, examples_digest, groups, rows)
+        return score_shard_reusing(store, eval_task, key, examples, rows)
+
+    return await asyncio.to_thread(run)

@@ -98,17 +98,15 @@ def run(
             from benchgate.run.preflight import preflight
 
             preflight(parsed)
-            from benchgate.run import scoring_worker
+            from benchgate.run.evaluation import import_pandas_ahead
             from flows.benchmark import benchmark
 
-            if server is not None:  # the client would only wait for the server meanwhile
-                import pandas  # noqa: F401  (imported before the scoring worker is forked: it shares it)
-
+            if server is not None:
+                import_pandas_ahead()  # the client would only wait for the server meanwhile
                 server.wait_ready()
-        with scoring_worker.forked():
-            result = asyncio.run(
-                benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
-            )
+        result = asyncio.run(
+            benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
+        )
     finally:
         if server is not None:
             server.stop()
