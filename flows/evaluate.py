@@ -100,7 +100,7 @@ async def _evaluate(
             examples_file.read_group,
             shards,
             max_items_ahead=ahead,
-            max_shards_ahead=2 * in_flight + math.ceil(ahead / shard_items),
+            max_examples_untaken=ahead,
         )
 
         async def run_shard(shard: int) -> pd.DataFrame:

@@ -189,8 +189,13 @@ class ShardProducer:
     what the producer started: a shard waiting for its slowest item's retry chain, or a Prefect
     API call that stalls (SQLite busy), does not hold back the items of the following shards. Each
     shard has its own journal, written as every item finishes, and its own Parquet part, written
-    when its task takes it. Two bounds: `max_items_ahead` unfinished requests (enough to keep every
-    slot busy while items sleep in backoff) and `max_shards_ahead` shards started but not yet taken.
+    when its task takes it. Two bounds, in items: `max_items_ahead` unfinished requests (enough to
+    keep every slot busy while items sleep in backoff) and `max_examples_untaken` examples started
+    in earlier shards that no task has taken yet, finished or not. The second holds memory to the
+    items in flight when generation outruns scoring: a shard is an eighth of a large dataset, so a
+    bound in shards let the examples and answers of all of it wait for their shards' tasks. Only
+    earlier shards count against it: a shard's task takes it once all of it has started, so the
+    shard being read is never held back by its own size.
     """
 
     def __init__(
@@ -202,19 +207,19 @@ class ShardProducer:
         read_group: Callable[[int], list[Example]],
         shards: list[range],
         max_items_ahead: int,
-        max_shards_ahead: int,
+        max_examples_untaken: int,
     ) -> None:
         self.provider, self.context, self.cached, self.store = provider, context, cached, store
         self._read_group = read_group
         self._shards = shards
         self._max_items_ahead = max_items_ahead
-        self._max_shards_ahead = max_shards_ahead
+        self._max_examples_untaken = max_examples_untaken
         self._started: dict[int, _Started] = {}
         self._taken_shards: set[int] = set()
         self._ready: dict[int, asyncio.Event] = {}
         self._error: BaseException | None = None
         self._unfinished = 0
-        self._taken = 0
+        self._untaken = 0
         self._changed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self.items_done = 0  # generated or reused so far, for the progress artifact
@@ -236,16 +241,19 @@ class ShardProducer:
 
     async def _produce(self) -> None:
         for shard, groups in enumerate(self._shards):
-            while shard - self._taken >= self._max_shards_ahead:
-                await self._wait_for_change()
             started = _Started(self.store.generation_writer(self.provider.spec.id, self.context.task))
             self._started[shard] = started
             self._ready.setdefault(shard, asyncio.Event()).set()
             for group in groups:
-                while self._unfinished >= self._max_items_ahead:
+                while self._unfinished >= self._max_items_ahead or (
+                    shard not in self._taken_shards
+                    and self._untaken - len(started.examples) >= self._max_examples_untaken
+                ):
                     await self._wait_for_change()
                 examples = self._read_group(group)
                 started.examples.extend(examples)
+                if shard not in self._taken_shards:
+                    self._untaken += len(examples)
                 started.groups.append(self._start_group(examples, started.writer))
                 await asyncio.sleep(0)  # this group's first requests go out before the next is read
             started.all_started = True
@@ -301,7 +309,8 @@ class ShardProducer:
             return await self._regenerate(shard)
         started = self._started.get(shard)
         self._taken_shards.add(shard)
-        self._taken += 1
+        if started is not None:  # what the producer starts of it from now on is not counted
+            self._untaken -= len(started.examples)
         self._changed.set()
         try:
             started = await self._wait(shard)

@@ -62,7 +62,14 @@ async def test_a_shard_of_several_row_groups_is_journaled_per_item_and_becomes_o
         context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
         examples = store.open_examples("qa-digest")
         producer = ShardProducer(
-            provider, context, {}, store, examples.read_group, groups, max_items_ahead=8, max_shards_ahead=2
+            provider,
+            context,
+            {},
+            store,
+            examples.read_group,
+            groups,
+            max_items_ahead=8,
+            max_examples_untaken=10,
         )
         directory = Path(store.generations_dir("m", "qa"))
         producer.start()
@@ -112,7 +119,7 @@ async def test_the_first_requests_leave_before_the_producer_reads_further_row_gr
 
         context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
         producer = ShardProducer(
-            provider, context, {}, store, read_group, groups, max_items_ahead=200, max_shards_ahead=2
+            provider, context, {}, store, read_group, groups, max_items_ahead=200, max_examples_untaken=200
         )
         producer.start()
         try:
@@ -123,6 +130,79 @@ async def test_the_first_requests_leave_before_the_producer_reads_further_row_gr
             examples.close()
     assert outcome.requests == 200 and len(read) == 20
     assert asked_after_groups[0] <= 2, f"the first request waited for {asked_after_groups[0]} row groups"
+
+
+async def test_shards_no_task_has_taken_hold_at_most_the_bound(tmp_path: Path) -> None:
+    """Generation outrunning the shards' tasks (slow scoring) stops reading the examples file, so the
+    examples and answers waiting in memory stay bounded; each take lets it go on."""
+    store = Store(str(tmp_path / "store"))
+    store.write_examples("qa-digest", qa_examples(100), shard_size=10)
+    shards = [range(group, group + 2) for group in range(0, 10, 2)]  # 5 shards of 20 items
+    read: list[int] = []
+    with ChatServer(latency=0.0) as server:
+        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=8)
+        provider = create_provider(spec)
+        examples = store.open_examples("qa-digest")
+
+        def read_group(group: int) -> list[Example]:
+            read.append(group)
+            return examples.read_group(group)
+
+        context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
+        producer = ShardProducer(
+            provider, context, {}, store, read_group, shards, max_items_ahead=100, max_examples_untaken=30
+        )
+
+        async def settle(items: int) -> None:
+            while producer.items_done < items:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # time enough to read on, were it allowed to
+
+        producer.start()
+        try:  # shards 0 and 1 (40 examples) are started, then shard 2 waits: 40 untaken >= 30
+            await asyncio.wait_for(settle(40), 30)
+            assert read == [0, 1, 2, 3] and producer.items_done == 40
+            first = await producer.take(0)  # shard 0's 20 examples leave the bound
+            await asyncio.wait_for(settle(60), 30)
+            assert read == [0, 1, 2, 3, 4, 5] and producer.items_done == 60
+            rest = [await producer.take(shard) for shard in range(1, 5)]
+        finally:
+            await producer.aclose()
+            await provider.aclose()
+            examples.close()
+    assert [first.requests, *(outcome.requests for outcome in rest)] == [20] * 5
+    assert read == list(range(10)) and server.count == 100
+
+
+async def test_a_shard_larger_than_the_bound_is_still_started_whole_for_its_task(tmp_path: Path) -> None:
+    """A shard's task takes it once all of it has started (the order flows/evaluate.py follows), so the
+    shard being read never waits on its own size: no deadlock, whatever the bound."""
+    store = Store(str(tmp_path / "store"))
+    store.write_examples("qa-digest", qa_examples(30), shard_size=10)
+    with ChatServer(latency=0.0) as server:
+        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=4)
+        provider = create_provider(spec)
+        examples = store.open_examples("qa-digest")
+        context = ShardContext("bmk-1", "qa", "ds", "rev", 3, "reuse")  # 3 samples: 90 requests
+        producer = ShardProducer(
+            provider,
+            context,
+            {},
+            store,
+            examples.read_group,
+            [range(3)],
+            max_items_ahead=100,
+            max_examples_untaken=10,
+        )
+        producer.start()
+        try:
+            started = await asyncio.wait_for(producer.examples(0), 30)
+            outcome = await producer.take(0)
+        finally:
+            await producer.aclose()
+            await provider.aclose()
+            examples.close()
+    assert len(started) == 30 and outcome.requests == 90 and server.count == 90
 
 
 def echo_rows(examples: list[Example], outputs: dict[str, str]) -> list[dict[str, object]]:
