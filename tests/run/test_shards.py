@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from benchgate.run.evaluation import ExamplesInfo, plan_shards, score_key, score
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec, TaskSpec
 from benchgate.store import Store
+from benchgate.store.store import ExampleFile
 from tests.support.chat_servers import ChatServer
 
 
@@ -47,6 +49,16 @@ def qa_examples(n: int) -> list[Example]:
         Example(f"q{i}", [{"role": "user", "content": f"question {i}"}], [f"echo: question {i}"])
         for i in range(n)
     ]
+
+
+def noting_reads(examples: ExampleFile, read: list[int]) -> Callable[[int], list[Example]]:
+    """The file's read_group, noting each row group the producer reads."""
+
+    def read_group(group: int) -> list[Example]:
+        read.append(group)
+        return examples.read_group(group)
+
+    return read_group
 
 
 async def test_a_shard_of_several_row_groups_is_journaled_per_item_and_becomes_one_part(
@@ -112,14 +124,16 @@ async def test_the_first_requests_leave_before_the_producer_reads_further_row_gr
 
         monkeypatch.setattr(provider, "complete", watched)
         examples = store.open_examples("qa-digest")
-
-        def read_group(group: int) -> list[Example]:
-            read.append(group)
-            return examples.read_group(group)
-
         context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
         producer = ShardProducer(
-            provider, context, {}, store, read_group, groups, max_items_ahead=200, max_examples_untaken=200
+            provider,
+            context,
+            {},
+            store,
+            noting_reads(examples, read),
+            groups,
+            max_items_ahead=200,
+            max_examples_untaken=200,
         )
         producer.start()
         try:
@@ -143,14 +157,16 @@ async def test_shards_no_task_has_taken_hold_at_most_the_bound(tmp_path: Path) -
         spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=8)
         provider = create_provider(spec)
         examples = store.open_examples("qa-digest")
-
-        def read_group(group: int) -> list[Example]:
-            read.append(group)
-            return examples.read_group(group)
-
         context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
         producer = ShardProducer(
-            provider, context, {}, store, read_group, shards, max_items_ahead=100, max_examples_untaken=30
+            provider,
+            context,
+            {},
+            store,
+            noting_reads(examples, read),
+            shards,
+            max_items_ahead=100,
+            max_examples_untaken=30,
         )
 
         async def settle(items: int) -> None:
