@@ -241,15 +241,12 @@ class ShardProducer:
 
     async def _produce(self) -> None:
         for shard, groups in enumerate(self._shards):
+            await self._wait_for_room(shard, 0)  # before its journal exists
             started = _Started(self.store.generation_writer(self.provider.spec.id, self.context.task))
             self._started[shard] = started
             self._ready.setdefault(shard, asyncio.Event()).set()
             for group in groups:
-                while self._unfinished >= self._max_items_ahead or (
-                    shard not in self._taken_shards
-                    and self._untaken - len(started.examples) >= self._max_examples_untaken
-                ):
-                    await self._wait_for_change()
+                await self._wait_for_room(shard, len(started.examples))
                 examples = self._read_group(group)
                 started.examples.extend(examples)
                 if shard not in self._taken_shards:
@@ -258,6 +255,13 @@ class ShardProducer:
                 await asyncio.sleep(0)  # this group's first requests go out before the next is read
             started.all_started = True
             started.complete.set()
+
+    async def _wait_for_room(self, shard: int, started_examples: int) -> None:
+        """Until both bounds leave room; the examples of `shard` itself never count against the second."""
+        while self._unfinished >= self._max_items_ahead or (
+            shard not in self._taken_shards and self._untaken - started_examples >= self._max_examples_untaken
+        ):
+            await self._wait_for_change()
 
     async def _wait_for_change(self) -> None:
         self._changed.clear()
