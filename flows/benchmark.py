@@ -50,7 +50,7 @@ async def benchmark(
     # untagged_task_runs).
     unit_tags = (f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags)
     try:
-        units = [(m.id, t.task) for t in parsed.tasks for m in parsed.models if not m.judge_only]
+        units = parsed.units()
         at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
         with tags(*unit_tags):
             if parsed.execution == "work-pool":  # lanes in processes of their own: limits held by the server

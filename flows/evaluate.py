@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -14,13 +13,14 @@ from prefect.utilities.annotations import quote
 
 from benchgate.errors import DatasetError, ProviderConfigError
 from benchgate.evaltasks import make_task
+from benchgate.evaltasks.base import EvalTask
 from benchgate.judges import RubricJudging
-from benchgate.providers import create_provider
-from benchgate.run.engine import ShardContext, ShardProducer
-from benchgate.run.evaluation import GenerationStats, TaskResult, import_pandas_ahead, plan_shards, summarize
+from benchgate.run.engine import ShardProducer
+from benchgate.run.evaluation import GenerationStats, TaskResult, import_pandas_ahead, summarize
+from benchgate.run.generation import Generation, adopt_head_start
 from benchgate.run.preflight import check_sandbox
-from benchgate.spec.request import BenchmarkRequest
-from benchgate.store import Store, partition_name
+from benchgate.spec.request import BenchmarkRequest, ModelSpec
+from benchgate.store import Store
 from flows.concurrency import bounded_gather, untagged_task_runs
 from tasks.examples import load_examples
 from tasks.generate import generate
@@ -31,16 +31,6 @@ if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports 
     import pandas as pd
 
 PROGRESS_SECONDS = 2.0
-
-
-def shards_in_flight(concurrency: int, shard_size: int) -> int:
-    """Shard tasks at once (collecting, persisting, scoring); generation runs ahead of them."""
-    return math.ceil(4 * concurrency / max(1, shard_size)) + 1
-
-
-def items_ahead(concurrency: int, shard_size: int) -> int:
-    """Unfinished requests the producer keeps started: every slot busy, plus items asleep in backoff."""
-    return max(16 * concurrency, 2 * shard_size)
 
 
 @flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
@@ -65,10 +55,13 @@ async def _evaluate(
     check_sandbox(parsed, [spec])
     store = Store(store_url)
     eval_task = make_task(spec, require_isolation=parsed.sandbox == "required")
-    info = await load_examples(eval_task, store)
-    if isinstance(info, DatasetError):
-        logger.error("%s: %s", task_name, info)
-        return TaskResult(model.id, spec.task, eval_task.dataset_name, "", failure=str(info)).to_dict()
+    generation = await adopt_head_start(benchmark_id, model_id, task_name, logger)
+    if generation is None:
+        generation = await _start_generation(parsed, model, eval_task, benchmark_id, store)
+    if isinstance(generation, DatasetError):
+        logger.error("%s: %s", task_name, generation)
+        return TaskResult(model.id, spec.task, eval_task.dataset_name, "", failure=str(generation)).to_dict()
+    info = generation.info
     logger.info(
         "%s: %d examples in %d shards (dataset %s, revision %s)",
         task_name,
@@ -77,36 +70,17 @@ async def _evaluate(
         info.dataset,
         info.revision,
     )
-    generations = ("generations", f"model={partition_name(model.id)}", f"task={partition_name(spec.task)}")
-    async with store.exclusive(*generations):  # a second run of this model x task waits, then reuses
-        cached = store.reusable_generations(model.id, spec.task) if parsed.cache == "reuse" else {}
-        context = ShardContext(
-            benchmark_id, spec.task, info.dataset, info.revision, spec.generations_per_item, parsed.cache
-        )
-        stats = GenerationStats()
+    producer, shards = generation.producer, generation.shards
+    stats = GenerationStats()
+    judging = None
+    try:
         progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
-        provider = create_provider(model)
         judging = RubricJudging.create(parsed, eval_task, benchmark_id, store, info.dataset)
-        shards = plan_shards(info, spec.shard_size)
-        shard_items = (spec.shard_size or 100) * max((len(groups) for groups in shards), default=1)
-        in_flight = shards_in_flight(model.concurrency, shard_items)
-        ahead = items_ahead(model.concurrency, shard_items)
-        examples_file = store.open_examples(info.digest)
-        producer = ShardProducer(
-            provider,
-            context,
-            cached,
-            store,
-            examples_file.read_group,
-            shards,
-            max_items_ahead=ahead,
-            max_examples_untaken=ahead,
-        )
 
         async def run_shard(shard: int) -> pd.DataFrame:
             examples = await producer.examples(shard)
             # quote() keeps Prefect from walking the argument; Prefect unwraps it before the call.
-            generated = await generate(provider, shard, context, quote(producer))  # type: ignore[call-overload]
+            generated = await generate(generation.provider, shard, generation.context, quote(producer))  # type: ignore[call-overload]
             if isinstance(generated, ProviderConfigError):
                 raise generated
             stats.add(generated.rows, generated.requests, generated.reused)
@@ -117,14 +91,14 @@ async def _evaluate(
                 scored = await judge(judging, shard, quote(examples), quote(generated.rows), quote(scored))  # type: ignore[call-overload]
             return scored
 
-        producer.start()
         import_pandas_ahead()
         reporter = asyncio.create_task(
-            _report_progress(progress, producer, info.n_examples * context.samples)
+            _report_progress(progress, producer, info.n_examples * generation.context.samples)
         )
         try:
             frames = await bounded_gather(
-                [functools.partial(run_shard, shard) for shard in range(len(shards))], in_flight
+                [functools.partial(run_shard, shard) for shard in range(len(shards))],
+                generation.shards_in_flight,
             )
         except ProviderConfigError as error:
             logger.error("%s refused the configuration: %s", model_id, error)
@@ -133,11 +107,10 @@ async def _evaluate(
             ).to_dict()
         finally:
             reporter.cancel()
-            await producer.aclose()
-            examples_file.close()
-            await provider.aclose()
-            if judging is not None:
-                await judging.aclose()
+    finally:
+        await generation.aclose()
+        if judging is not None:
+            await judging.aclose()
     await aupdate_progress_artifact(progress, 100.0)
     import pandas as pd  # loaded by the shards' scoring by now
 
@@ -158,6 +131,16 @@ async def _evaluate(
         result.n_errors,
     )
     return result.to_dict()
+
+
+async def _start_generation(
+    request: BenchmarkRequest, model: ModelSpec, eval_task: EvalTask, benchmark_id: str, store: Store
+) -> Generation | DatasetError:
+    """Without a head start: the examples through their Prefect task (retried), then the producer."""
+    info = await load_examples(eval_task, store)
+    if isinstance(info, DatasetError):
+        return info
+    return await Generation.start(request, model, eval_task, info, benchmark_id, store)
 
 
 async def _report_progress(progress: UUID, producer: ShardProducer, total: int) -> None:

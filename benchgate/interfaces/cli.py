@@ -14,9 +14,10 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,6 +26,12 @@ from benchgate.interfaces.cli_common import StoreOption, app, user_errors
 from benchgate.run.validation import load_request
 from benchgate.settings import quiet_prefect, settings
 from benchgate.spec.report import GateDecision, Report, format_number
+
+if TYPE_CHECKING:
+    from prefect import Flow
+
+    from benchgate.interfaces.embedded import EmbeddedServer
+    from benchgate.spec.request import BenchmarkRequest
 
 
 def print_summary(report: Report, exit_code: int) -> None:
@@ -98,15 +105,7 @@ def run(
             from benchgate.run.preflight import preflight
 
             preflight(parsed)
-            from benchgate.run.evaluation import import_pandas_ahead
-            from flows.benchmark import benchmark
-
-            if server is not None:
-                import_pandas_ahead()  # the client would only wait for the server meanwhile
-                server.wait_ready()
-        result = asyncio.run(
-            benchmark(parsed.model_dump(mode="json"), out_dir=str(out) if out else None, store_url=store)
-        )
+        result = asyncio.run(_run_benchmark(parsed, server, out, store))
     finally:
         if server is not None:
             server.stop()
@@ -114,6 +113,37 @@ def run(
     if out:
         typer.echo(f"outputs in {out}")
     raise typer.Exit(result["exit_code"])
+
+
+async def _run_benchmark(
+    parsed: BenchmarkRequest, server: EmbeddedServer | None, out: Path | None, store: str | None
+) -> dict[str, Any]:
+    """The benchmark flow, with the first models x tasks generating before it starts: Prefect's
+    import (a second of CPU) and its server's start-up run in a thread while the model answers."""
+    from benchgate.report.build import new_benchmark_id
+    from benchgate.run.generation import head_starts
+    from benchgate.store import Store
+
+    benchmark_id = new_benchmark_id()
+    async with head_starts(parsed, benchmark_id, Store(store), settings().max_concurrent_subflows):
+        with _kept_out_of_gc():
+            benchmark = await asyncio.to_thread(_import_benchmark_flow, server)
+        return await benchmark(
+            parsed.model_dump(mode="json"),
+            out_dir=str(out) if out else None,
+            benchmark_id=benchmark_id,
+            store_url=store,
+        )
+
+
+def _import_benchmark_flow(server: EmbeddedServer | None) -> Flow[..., Coroutine[Any, Any, dict[str, Any]]]:
+    from benchgate.run.evaluation import import_pandas_ahead
+    from flows.benchmark import benchmark
+
+    if server is not None:
+        import_pandas_ahead()  # the client would only wait for the server meanwhile
+        server.wait_ready()
+    return benchmark
 
 
 @app.command()

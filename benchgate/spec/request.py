@@ -146,6 +146,10 @@ class BenchmarkRequest(StrictModel):
     def task(self, task_name: str) -> TaskSpec:
         return next(t for t in self.tasks if t.task == task_name)
 
+    def units(self) -> list[tuple[str, str]]:
+        """The (model id, task name) pairs the run evaluates, in the order their subflows start."""
+        return [(m.id, t.task) for t in self.tasks for m in self.models if not m.judge_only]
+
 
 def _is_local_relative(value: str) -> bool:
     return "://" not in value and not value.startswith("hf:") and not Path(value).is_absolute()

@@ -1,0 +1,168 @@
+"""A model x task's generation, set up once: its lock on the store, its provider, its producer.
+
+The evaluate subflow takes one per model x task. `benchgate run` starts the first ones itself, before
+Prefect is imported and while its server starts (a head start): the requests a run is made of then
+begin within a second of the command, not after seconds of orchestration start-up, and the subflow
+adopts the generation under way instead of starting its own. The subflow still records what people
+watch (its shards' tasks, progress, artifacts); only the model's first answers come earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from benchgate.errors import DatasetError
+from benchgate.evaltasks import make_task
+from benchgate.evaltasks.base import EvalTask
+from benchgate.providers import create_provider
+from benchgate.providers.base import Provider
+from benchgate.run.engine import ShardContext, ShardProducer
+from benchgate.run.evaluation import ExamplesInfo, plan_shards, prepare_examples
+from benchgate.spec.request import BenchmarkRequest, ModelSpec
+from benchgate.store import Store, partition_name
+
+Unit = tuple[str, str, str]  # benchmark id, model id, task name
+_HEAD_STARTS: ContextVar[dict[Unit, asyncio.Task[Generation | DatasetError]] | None] = ContextVar(
+    "benchgate_head_starts", default=None
+)
+
+
+def shards_in_flight(concurrency: int, shard_size: int) -> int:
+    """Shard tasks at once (collecting, persisting, scoring); generation runs ahead of them."""
+    return math.ceil(4 * concurrency / max(1, shard_size)) + 1
+
+
+def items_ahead(concurrency: int, shard_size: int) -> int:
+    """Unfinished requests the producer keeps started: every slot busy, plus items asleep in backoff."""
+    return max(16 * concurrency, 2 * shard_size)
+
+
+@dataclass
+class Generation:
+    """A model x task's producer, running ahead of its shards' Prefect tasks, and what it holds."""
+
+    info: ExamplesInfo
+    context: ShardContext
+    provider: Provider
+    shards: list[range]
+    shards_in_flight: int
+    producer: ShardProducer
+    _resources: contextlib.AsyncExitStack
+
+    @classmethod
+    async def start(
+        cls,
+        request: BenchmarkRequest,
+        model: ModelSpec,
+        eval_task: EvalTask,
+        info: ExamplesInfo,
+        benchmark_id: str,
+        store: Store,
+    ) -> Generation:
+        """Waits while another run holds this model x task on the store, then starts generating."""
+        spec = eval_task.spec
+        resources = contextlib.AsyncExitStack()
+        try:
+            # A second run of this model x task waits here, then reuses the first one's answers.
+            await resources.enter_async_context(
+                store.exclusive(
+                    "generations", f"model={partition_name(model.id)}", f"task={partition_name(spec.task)}"
+                )
+            )
+            cached = store.reusable_generations(model.id, spec.task) if request.cache == "reuse" else {}
+            context = ShardContext(
+                benchmark_id, spec.task, info.dataset, info.revision, spec.generations_per_item, request.cache
+            )
+            provider = create_provider(model)
+            resources.push_async_callback(provider.aclose)
+            examples_file = store.open_examples(info.digest)
+            resources.callback(examples_file.close)
+            shards = plan_shards(info, spec.shard_size)
+            shard_items = (spec.shard_size or 100) * max((len(groups) for groups in shards), default=1)
+            ahead = items_ahead(model.concurrency, shard_items)
+            producer = ShardProducer(
+                provider,
+                context,
+                cached,
+                store,
+                examples_file.read_group,
+                shards,
+                max_items_ahead=ahead,
+                max_examples_untaken=ahead,
+            )
+            resources.push_async_callback(producer.aclose)
+            producer.start()
+        except BaseException:
+            await resources.aclose()
+            raise
+        in_flight = shards_in_flight(model.concurrency, shard_items)
+        return cls(info, context, provider, shards, in_flight, producer, resources)
+
+    async def aclose(self) -> None:
+        """Cancels what was started and never taken (its finished answers stay journaled), closes the
+        provider's connections and the examples file, and lets the next run of this model x task in."""
+        await self._resources.aclose()
+
+
+async def _head_start(
+    request: BenchmarkRequest, model: ModelSpec, task_name: str, benchmark_id: str, store: Store
+) -> Generation | DatasetError:
+    eval_task = make_task(request.task(task_name), require_isolation=request.sandbox == "required")
+    try:
+        info = await asyncio.to_thread(prepare_examples, store, eval_task)
+    except DatasetError as error:  # the subflow reports it, as it would have found it
+        return error
+    return await Generation.start(request, model, eval_task, info, benchmark_id, store)
+
+
+@contextlib.asynccontextmanager
+async def head_starts(
+    request: BenchmarkRequest, benchmark_id: str, store: Store, at_once: int
+) -> AsyncIterator[None]:
+    """Inside, the first `at_once` models x tasks (those the benchmark flow starts first) generate
+    already; a subflow of this benchmark adopts its own with `adopt_head_start`. Those never adopted
+    (the flow failed first) are closed on the way out: their finished answers stay in the store."""
+    units = request.units()[:at_once] if request.execution == "local" else []
+    started = {
+        (benchmark_id, model_id, task_name): asyncio.create_task(
+            _head_start(request, request.model(model_id), task_name, benchmark_id, store)
+        )
+        for model_id, task_name in units
+    }
+    token = _HEAD_STARTS.set(started)
+    try:
+        yield
+    finally:
+        _HEAD_STARTS.reset(token)
+        for pending in started.values():
+            pending.cancel()
+        for outcome in await asyncio.gather(*started.values(), return_exceptions=True):
+            if isinstance(outcome, Generation):
+                await outcome.aclose()
+
+
+async def adopt_head_start(
+    benchmark_id: str,
+    model_id: str,
+    task_name: str,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> Generation | DatasetError | None:
+    """The generation `benchgate run` started for this model x task, or None: there was none, or it
+    failed (a transient error reading the dataset), and the subflow starts its own, with retries."""
+    started = _HEAD_STARTS.get()
+    pending = started.pop((benchmark_id, model_id, task_name), None) if started is not None else None
+    if pending is None:
+        return None
+    try:
+        return await pending
+    except Exception as error:  # the subflow's own path retries it, and reports it if it lasts
+        logger.warning(
+            "%s · %s: generation started ahead failed (%s); starting again", model_id, task_name, error
+        )
+        return None
