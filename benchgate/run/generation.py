@@ -27,6 +27,7 @@ from benchgate.run.evaluation import ExamplesInfo, plan_shards, prepare_examples
 from benchgate.spec.request import BenchmarkRequest, ModelSpec
 from benchgate.store import Store, partition_name
 
+FIRST_REQUESTS_SECONDS = 2.0  # longest a run waits for its head starts before importing its flows
 Unit = tuple[str, str, str]  # benchmark id, model id, task name
 _HEAD_STARTS: ContextVar[dict[Unit, asyncio.Task[Generation | DatasetError]] | None] = ContextVar(
     "benchgate_head_starts", default=None
@@ -126,8 +127,9 @@ async def head_starts(
     request: BenchmarkRequest, benchmark_id: str, store: Store, at_once: int
 ) -> AsyncIterator[None]:
     """Inside, the first `at_once` models x tasks (those the benchmark flow starts first) generate
-    already; a subflow of this benchmark adopts its own with `adopt_head_start`. Those never adopted
-    (the flow failed first) are closed on the way out: their finished answers stay in the store."""
+    already: entering waits until they have started (at most FIRST_REQUESTS_SECONDS). A subflow of
+    this benchmark adopts its own with `adopt_head_start`. Those never adopted (the flow failed
+    first) are closed on the way out: their finished answers stay in the store."""
     units = request.units()[:at_once] if request.execution == "local" else []
     started = {
         (benchmark_id, model_id, task_name): asyncio.create_task(
@@ -137,6 +139,10 @@ async def head_starts(
     }
     token = _HEAD_STARTS.set(started)
     try:
+        # Their first requests go out before Prefect's import takes the interpreter, unless one waits
+        # for another run's lock on its model x task (or a slow download) longer than this.
+        if started:
+            await asyncio.wait(started.values(), timeout=FIRST_REQUESTS_SECONDS)
         yield
     finally:
         _HEAD_STARTS.reset(token)

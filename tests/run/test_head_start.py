@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from benchgate.errors import DatasetError
+from benchgate.run import generation as generation_module
 from benchgate.run.generation import Generation, adopt_head_start, head_starts
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
@@ -132,3 +133,35 @@ async def test_a_head_start_that_fails_otherwise_leaves_the_subflow_to_start_aga
         async with head_starts(parsed, "bmk-1", store, at_once=4):
             assert await adopt_head_start("bmk-1", "m", "t", LOGGER) is None
     assert "generation started ahead failed (store unavailable); starting again" in caplog.text
+
+
+async def test_a_model_x_task_another_run_holds_waits_for_it_without_holding_up_the_flow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(generation_module, "FIRST_REQUESTS_SECONDS", 0.5)
+    store = Store(str(tmp_path / "store"))
+    loop = asyncio.get_running_loop()
+    released = asyncio.Event()
+
+    async def other_run() -> None:
+        async with store.exclusive("generations", "model=m", "task=t"):
+            await released.wait()
+
+    with ChatServer(latency=0.01) as chat:
+        parsed = request(tmp_path, chat.url, ["m"], ["t"], 3)
+        holder = asyncio.create_task(other_run())
+        await asyncio.sleep(0.05)
+        entering = loop.time()
+        async with head_starts(parsed, "bmk-1", store, at_once=4):
+            assert loop.time() - entering < 1.5, "the flow waited for the other run"
+            adopting = asyncio.create_task(adopt_head_start("bmk-1", "m", "t", LOGGER))
+            await asyncio.sleep(0.5)
+            assert not adopting.done() and chat.count == 0, "the model x task waits for the other run"
+            released.set()
+            await holder
+            generation = await adopting
+            assert isinstance(generation, Generation)
+            for shard in range(len(generation.shards)):
+                await generation.producer.take(shard)
+            await generation.aclose()
+        assert chat.count == 3
