@@ -105,7 +105,8 @@ def run(
             from benchgate.run.preflight import preflight
 
             preflight(parsed)
-        result = asyncio.run(_run_benchmark(parsed, server, out, store))
+            from flows.benchmark import benchmark
+        result = asyncio.run(_run_benchmark(benchmark, parsed, server, out, store))
     finally:
         if server is not None:
             server.stop()
@@ -116,34 +117,32 @@ def run(
 
 
 async def _run_benchmark(
-    parsed: BenchmarkRequest, server: EmbeddedServer | None, out: Path | None, store: str | None
+    benchmark: Flow[..., Coroutine[Any, Any, dict[str, Any]]],
+    parsed: BenchmarkRequest,
+    server: EmbeddedServer | None,
+    out: Path | None,
+    store: str | None,
 ) -> dict[str, Any]:
-    """The benchmark flow, with the first models x tasks generating before it starts: Prefect's
-    import (a second of CPU) and its server's start-up run in a thread while the model answers."""
+    """The benchmark flow, with the first models x tasks generating before it starts: the temporary
+    server's boot and the flow runs' creation happen while the model answers. (Imports are done by
+    then: in a thread beside a busy event loop they took twice as long and slowed its requests.)"""
     from benchgate.report.build import new_benchmark_id
     from benchgate.run.generation import head_starts
     from benchgate.store import Store
 
     benchmark_id = new_benchmark_id()
     async with head_starts(parsed, benchmark_id, Store(store), settings().max_concurrent_subflows):
-        with _kept_out_of_gc():
-            benchmark = await asyncio.to_thread(_import_benchmark_flow, server)
+        if server is not None:
+            from benchgate.run.evaluation import import_pandas_ahead
+
+            import_pandas_ahead()  # the client would only wait for the server meanwhile
+            await asyncio.to_thread(server.wait_ready)
         return await benchmark(
             parsed.model_dump(mode="json"),
             out_dir=str(out) if out else None,
             benchmark_id=benchmark_id,
             store_url=store,
         )
-
-
-def _import_benchmark_flow(server: EmbeddedServer | None) -> Flow[..., Coroutine[Any, Any, dict[str, Any]]]:
-    from benchgate.run.evaluation import import_pandas_ahead
-    from flows.benchmark import benchmark
-
-    if server is not None:
-        import_pandas_ahead()  # the client would only wait for the server meanwhile
-        server.wait_ready()
-    return benchmark
 
 
 @app.command()
