@@ -12,6 +12,7 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -101,26 +102,32 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     assert [float(data) for (data,) in progress] == [100.0]
 
 
+def echo_request(directory: Path, chat: ChatServer, name: str, n: int, **model: Any) -> Path:
+    """A request for one model on `chat` and a custom exact-match task of n items it answers right."""
+    items = directory / "items.jsonl"
+    items.write_text(
+        "".join(json.dumps({"id": str(i), "q": f"q{i}", "a": f"echo: q{i}"}) + "\n" for i in range(n))
+    )
+    task = {
+        "task": "t",
+        "dataset": str(items),
+        "id_field": "id",
+        "prompt": "{{ q }}",
+        "target": "a",
+        "metrics": ["exact-match"],
+    }
+    request = directory / "request.json"
+    models = [{"id": "m", "provider": "openai-compatible", "base_url": chat.url + "/v1", **model}]
+    request.write_text(json.dumps({"name": name, "models": models, "tasks": [task]}))
+    return request
+
+
 @pytest.mark.slow
 def test_the_model_answers_while_the_server_starts(unconfigured: Path) -> None:
     """Generation does not wait for Prefect: the first request goes out before the benchmark flow run
     starts, and its subflow adopts what was started (each item asked once)."""
-    items = unconfigured / "items.jsonl"
-    items.write_text(
-        "".join(json.dumps({"id": str(i), "q": f"q{i}", "a": f"echo: q{i}"}) + "\n" for i in range(120))
-    )
     with ChatServer(latency=0.05) as chat:
-        model = {"id": "m", "provider": "openai-compatible", "base_url": chat.url + "/v1", "concurrency": 4}
-        task = {
-            "task": "t",
-            "dataset": str(items),
-            "id_field": "id",
-            "prompt": "{{ q }}",
-            "target": "a",
-            "metrics": ["exact-match"],
-        }
-        request = unconfigured / "request.json"
-        request.write_text(json.dumps({"name": "early", "models": [model], "tasks": [task]}))
+        request = echo_request(unconfigured, chat, "early", 120, concurrency=4)
         env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
         result = run_cli(["run", str(request), "--out", str(unconfigured / "out")], env)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -139,21 +146,7 @@ def test_the_model_answers_while_the_server_starts(unconfigured: Path) -> None:
 @pytest.mark.slow
 def test_a_sigkilled_run_leaves_no_server_behind(unconfigured: Path) -> None:
     with ChatServer(latency=0.5) as chat:
-        request = unconfigured / "request.json"
-        items = unconfigured / "items.jsonl"
-        items.write_text(
-            "".join(json.dumps({"id": str(i), "q": f"q{i}", "a": "x"}) + "\n" for i in range(50))
-        )
-        model = {"id": "slow", "provider": "openai-compatible", "base_url": chat.url + "/v1"}
-        task = {
-            "task": "t",
-            "dataset": str(items),
-            "id_field": "id",
-            "prompt": "{{ q }}",
-            "target": "a",
-            "metrics": ["exact-match"],
-        }
-        request.write_text(json.dumps({"name": "killed", "models": [model], "tasks": [task]}))
+        request = echo_request(unconfigured, chat, "killed", 50)
         env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
         run = subprocess.Popen(
             [sys.executable, "-m", "benchgate", "run", str(request)],
