@@ -1,10 +1,11 @@
 """A model x task's generation, set up once: its lock on the store, its provider, its producer.
 
 The evaluate subflow takes one per model x task. `benchgate run` starts the first ones itself, before
-Prefect is imported and while its server starts (a head start): the requests a run is made of then
-begin within a second of the command, not after seconds of orchestration start-up, and the subflow
-adopts the generation under way instead of starting its own. The subflow still records what people
-watch (its shards' tasks, progress, artifacts); only the model's first answers come earlier.
+its flow runs exist and while a temporary server boots (a head start): the model's first requests
+then go out once the command has imported what it needs, not after the seconds Prefect takes to
+start, and the subflow adopts the generation under way instead of starting its own. The subflow
+still records what people watch (its shards' tasks, progress, artifacts); only the model's first
+answers come earlier.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from benchgate.run.evaluation import ExamplesInfo, plan_shards, prepare_examples
 from benchgate.spec.request import BenchmarkRequest, ModelSpec
 from benchgate.store import Store, partition_name
 
-FIRST_REQUESTS_SECONDS = 2.0  # longest a run waits for its head starts before importing its flows
+FIRST_REQUESTS_SECONDS = 2.0  # longest a run waits for its head starts before starting its flow
 Unit = tuple[str, str, str]  # benchmark id, model id, task name
 _HEAD_STARTS: ContextVar[dict[Unit, asyncio.Task[Generation | DatasetError]] | None] = ContextVar(
     "benchgate_head_starts", default=None
@@ -139,7 +140,7 @@ async def head_starts(
     }
     token = _HEAD_STARTS.set(started)
     try:
-        # Their first requests go out before Prefect's import takes the interpreter, unless one waits
+        # Their first requests go out before the flow's start-up takes the interpreter, unless one waits
         # for another run's lock on its model x task (or a slow download) longer than this.
         if started:
             await asyncio.wait(started.values(), timeout=FIRST_REQUESTS_SECONDS)
