@@ -108,9 +108,11 @@ async def _evaluate(
         finally:
             reporter.cancel()
     finally:
-        await generation.aclose()
-        if judging is not None:
-            await judging.aclose()
+        try:
+            await generation.aclose()
+        finally:
+            if judging is not None:
+                await judging.aclose()
     await aupdate_progress_artifact(progress, 100.0)
     import pandas as pd  # loaded by the shards' scoring by now
 
