@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -72,10 +73,12 @@ async def _evaluate(
     )
     producer, shards = generation.producer, generation.shards
     stats = GenerationStats()
-    judging = None
-    try:
+    async with contextlib.AsyncExitStack() as resources:  # each is closed, even if another fails to
+        resources.push_async_callback(generation.aclose)
         progress = await acreate_progress_artifact(0.0, description=f"generation · {model_id} · {task_name}")
         judging = RubricJudging.create(parsed, eval_task, benchmark_id, store, info.dataset)
+        if judging is not None:
+            resources.push_async_callback(judging.aclose)
 
         async def run_shard(shard: int) -> pd.DataFrame:
             examples = await producer.examples(shard)
@@ -95,6 +98,7 @@ async def _evaluate(
         reporter = asyncio.create_task(
             _report_progress(progress, producer, info.n_examples * generation.context.samples)
         )
+        resources.callback(reporter.cancel)
         try:
             frames = await bounded_gather(
                 [functools.partial(run_shard, shard) for shard in range(len(shards))],
@@ -105,14 +109,6 @@ async def _evaluate(
             return TaskResult(
                 model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
             ).to_dict()
-        finally:
-            reporter.cancel()
-    finally:
-        try:
-            await generation.aclose()
-        finally:
-            if judging is not None:
-                await judging.aclose()
     await aupdate_progress_artifact(progress, 100.0)
     import pandas as pd  # loaded by the shards' scoring by now
 

@@ -29,8 +29,8 @@ from benchgate.spec.request import BenchmarkRequest, ModelSpec
 from benchgate.store import Store, partition_name
 
 FIRST_REQUESTS_SECONDS = 2.0  # longest a run waits for its head starts before starting its flow
-Unit = tuple[str, str, str]  # benchmark id, model id, task name
-_HEAD_STARTS: ContextVar[dict[Unit, asyncio.Task[Generation | DatasetError]] | None] = ContextVar(
+HeadStartKey = tuple[str, str, str]  # benchmark id, model id, task name
+_HEAD_STARTS: ContextVar[dict[HeadStartKey, asyncio.Task[Generation | DatasetError]] | None] = ContextVar(
     "benchgate_head_starts", default=None
 )
 

@@ -12,6 +12,7 @@ import pytest
 
 from benchgate.errors import DatasetError
 from benchgate.run import generation as generation_module
+from benchgate.run.engine import ShardGenerations
 from benchgate.run.generation import Generation, adopt_head_start, head_starts
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
@@ -48,6 +49,13 @@ def request(
     )
 
 
+async def take_all(generation: Generation) -> list[ShardGenerations]:
+    """What a subflow's shard tasks do with an adopted generation: take every shard, then close it."""
+    taken = [await generation.producer.take(shard) for shard in range(len(generation.shards))]
+    await generation.aclose()
+    return taken
+
+
 async def until(condition: Any, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
@@ -64,8 +72,7 @@ async def test_a_head_start_generates_before_the_flow_and_its_subflow_adopts_it_
             generation = await adopt_head_start("bmk-1", "m", "t", LOGGER)
             assert isinstance(generation, Generation)
             assert await adopt_head_start("bmk-1", "m", "t", LOGGER) is None, "adopted once"
-            taken = [await generation.producer.take(shard) for shard in range(len(generation.shards))]
-            await generation.aclose()
+            taken = await take_all(generation)
     rows = [row for shard in taken for row in shard.rows]
     assert sorted(row["example_id"] for row in rows) == sorted(str(i) for i in range(30))
     assert all(row["output"] and row["benchmark_id"] == "bmk-1" for row in rows)
@@ -99,9 +106,7 @@ async def test_only_the_units_the_flow_starts_first_get_a_head_start(tmp_path: P
             assert [type(g) for g in adopted] == [Generation, Generation, type(None), type(None)]
             for generation in adopted:
                 if isinstance(generation, Generation):
-                    for shard in range(len(generation.shards)):
-                        await generation.producer.take(shard)
-                    await generation.aclose()
+                    await take_all(generation)
         pooled = request(tmp_path, chat.url, ["a"], ["t1"], 3, execution="work-pool")
         async with head_starts(pooled, "bmk-3", store, at_once=2):  # lanes run in processes of their own
             assert await adopt_head_start("bmk-3", "a", "t1", LOGGER) is None
@@ -161,7 +166,5 @@ async def test_a_model_x_task_another_run_holds_waits_for_it_without_holding_up_
             await holder
             generation = await adopting
             assert isinstance(generation, Generation)
-            for shard in range(len(generation.shards)):
-                await generation.producer.take(shard)
-            await generation.aclose()
+            await take_all(generation)
         assert chat.count == 3
