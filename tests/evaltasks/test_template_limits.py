@@ -103,3 +103,50 @@ def test_a_bomb_is_refused_at_the_first_row_not_at_every_row(tmp_path: Path) -> 
     assert time.monotonic() - started < 5
     assert code == 2 and output.count("rendering limit") == 1, output
     assert "(row 1)" in output
+
+
+SUBSTITUTIONS = [
+    "{{ question }}",
+    "Q: {{ question }}\nA:",
+    "{{- question -}}  {# a comment #} {{ answer }}\n",
+    "{% raw %}{{ answer }}{% endraw %} {{question}}{{ question }}\n\n",
+    "{{ self }}|{{ question }}",
+]
+SUBSTITUTION_ROWS = [
+    ROWS[0],
+    {"question": "", "answer": "ünïcode ✓ {{ not a template }}"},
+    {"question": 42, "answer": None},
+    {"question": ["a", "b"], "answer": "x"},
+    {"answer": "no question"},
+]
+
+
+@pytest.mark.parametrize("source", SUBSTITUTIONS)
+@pytest.mark.parametrize("row", SUBSTITUTION_ROWS)
+def test_text_and_fields_render_as_in_the_plain_sandbox(source: str, row: dict[str, Any]) -> None:
+    plain = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    compiled = templating.compile_template(templating.environment({}), source)
+    try:
+        expected: str | type[Exception] = plain.from_string(source).render(row)
+    except Exception as error:  # a missing field: the same kind of error either way
+        expected = type(error)
+    if isinstance(expected, str):
+        assert templating.render(compiled, row) == expected
+    else:
+        with pytest.raises(expected):
+            templating.render(compiled, row)
+
+
+def test_only_text_and_plain_fields_are_joined_without_jinja() -> None:
+    env = templating.environment({})
+    joined = [templating.compile_template(env, source).pieces for source in SUBSTITUTIONS]
+    assert [pieces is not None for pieces in joined] == [True, True, True, True, False]
+    assert joined[1] == (("Q: ", "question"), ("\nA:", None))
+    for source in ("{{ question|upper }}", "{{ row.question }}", "{% if x %}{{ x }}{% endif %}", "{{ 'a' }}"):
+        assert templating.compile_template(env, source).pieces is None, source
+
+
+def test_a_joined_value_above_the_size_limit_is_refused_as_jinja_refuses_it() -> None:
+    compiled = templating.compile_template(templating.environment({}), "Q: {{ question }}")
+    with pytest.raises(templating.RenderLimit, match="an output above"):
+        templating.render(compiled, {"question": "a" * templating.MAX_CHARS})

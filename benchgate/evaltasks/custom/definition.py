@@ -123,7 +123,7 @@ class Definition:
         return sources
 
     @cached_property
-    def _compiled(self) -> tuple[dict[str, jinja2.Template], dict[str, str]]:
+    def _compiled(self) -> tuple[dict[str, templating.CompiledTemplate], dict[str, str]]:
         templates, problems = {}, {}
         for field, source in self.template_sources().items():
             try:
@@ -135,7 +135,7 @@ class Definition:
         return templates, problems
 
     @property
-    def templates(self) -> dict[str, jinja2.Template]:
+    def templates(self) -> dict[str, templating.CompiledTemplate]:
         """Compiled templates by setting; only valid ones (template_problems has the others)."""
         return self._compiled[0]
 
