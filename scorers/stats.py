@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -38,10 +39,22 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_ELEMENTS // n)
     means = np.empty(resamples, dtype=np.float64)
-    for start in range(0, resamples, block):
-        stop = min(start + block, resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = data[idx].mean(axis=1)
+
+    def average(start: int, indices: np.ndarray) -> None:
+        means[start : start + len(indices)] = data[indices].mean(axis=1)
+
+    # The indices must be drawn in order from one generator, but NumPy releases the GIL both while
+    # drawing and while averaging: a block is averaged on a thread while the next is drawn (50,000
+    # items: 0.48 -> 0.33 s, at the end of a run). The same blocks, hence the same interval.
+    with ThreadPoolExecutor(1, thread_name_prefix="bootstrap") as pool:
+        averaging: Future[None] | None = None
+        for start in range(0, resamples, block):
+            indices = rng.integers(0, n, size=(min(block, resamples - start), n))
+            if averaging is not None:
+                averaging.result()
+            averaging = pool.submit(average, start, indices)
+        assert averaging is not None
+        averaging.result()
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return (float(lo), float(hi))

@@ -61,3 +61,22 @@ def test_coverage_is_near_nominal() -> None:
         lo, hi = bootstrap_ci(list(rng.random(60) < 0.3), resamples=1000, seed=i)
         covered += lo <= 0.3 <= hi
     assert 0.88 <= covered / trials <= 0.99
+
+
+@pytest.mark.parametrize(
+    ("n", "resamples"), [(2, 2000), (999, 2000), (1001, 2000), (4001, 777), (50_000, 2000)]
+)
+def test_the_interval_is_the_plain_blockwise_percentile_bootstrap(n: int, resamples: int) -> None:
+    """Averaging on a thread while the next block is drawn must not change a single resample."""
+    values = np.random.default_rng(n).random(n) < 0.6
+    data = values.astype(np.float64)
+    rng = np.random.default_rng(0)
+    block = max(1, 2_000_000 // n)
+    means = np.concatenate(
+        [
+            data[rng.integers(0, n, size=(min(block, resamples - start), n))].mean(axis=1)
+            for start in range(0, resamples, block)
+        ]
+    )
+    expected = tuple(float(q) for q in np.quantile(means, [0.025, 0.975]))
+    assert bootstrap_ci(values, resamples=resamples) == expected
