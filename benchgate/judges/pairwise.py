@@ -20,7 +20,7 @@ from benchgate.evaltasks import make_task
 from benchgate.evaltasks.base import EvalTask
 from benchgate.judges.calls import JudgeCalls, Template, base_variables
 from benchgate.providers import create_provider
-from benchgate.run.cache_keys import generation_key
+from benchgate.run.cache_keys import GenerationKeys
 from benchgate.run.evaluation import prepare_examples
 from benchgate.spec.example import Example
 from benchgate.spec.judge import PairwiseMetric, judge_metrics
@@ -111,10 +111,10 @@ async def answers(
         if row["error"] is None and (current is None or row["created_at"] > current["created_at"]):
             stored[row["cache_key"]] = row
     found: dict[str, list[str]] = {}
+    generation_keys = GenerationKeys(spec, endpoint, revision)
     for example in examples:
         keys = [
-            generation_key(spec, endpoint, example.messages, epoch, revision)
-            for epoch in range(task.spec.generations_per_item)
+            generation_keys.key(example.messages, epoch) for epoch in range(task.spec.generations_per_item)
         ]
         if "problem" not in example.fields and all(key in stored for key in keys):
             found[example.example_id] = [task.postprocess(stored[key]["output"] or "") for key in keys]

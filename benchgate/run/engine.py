@@ -14,7 +14,7 @@ from typing import Any
 from benchgate import jsonio
 from benchgate.errors import ProviderConfigError, ProviderError
 from benchgate.providers.base import Provider
-from benchgate.run.cache_keys import generation_key
+from benchgate.run.cache_keys import GenerationKeys
 from benchgate.spec.example import Example
 from benchgate.spec.request import CachePolicy
 from benchgate.store import GenerationWriter, Store
@@ -54,14 +54,13 @@ async def generate_shard(
     """
     spec = provider.spec
     params_json = json.dumps(spec.params, sort_keys=True)
+    keys = GenerationKeys(spec, provider.endpoint, context.dataset_revision)
     outcome = ShardGenerations()
     pending: list[asyncio.Task[dict[str, Any]]] = []
     for example in examples:
         prompt = jsonio.dumps(example.messages).decode()
         for sample_index in range(context.samples):
-            key = generation_key(
-                spec, provider.endpoint, example.messages, sample_index, context.dataset_revision
-            )
+            key = keys.key(example.messages, sample_index)
             hit = cached.get(key) if context.cache == "reuse" else None
             if hit is not None:
                 # The key is the prompt's, not the item's: two items asking the same thing share an
