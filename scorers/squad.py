@@ -23,18 +23,12 @@ def normalize_answer(s: str) -> str:
 
 
 def _effective_golds(golds: list[str]) -> list[str]:
-    """Golds that survive normalization; none left means unanswerable, whose only correct answer is ""."""
-    kept = [g for g in golds if normalize_answer(g)]
+    """Normalized golds that are not empty; none left means unanswerable, whose only correct answer is ""."""
+    kept = [gold for gold in map(normalize_answer, golds) if gold]
     return kept or [""]
 
 
-def _exact(gold: str, prediction: str) -> float:
-    return float(normalize_answer(gold) == normalize_answer(prediction))
-
-
-def _f1(gold: str, prediction: str) -> float:
-    gold_tokens = normalize_answer(gold).split()
-    pred_tokens = normalize_answer(prediction).split()
+def _f1(gold_tokens: list[str], pred_tokens: list[str]) -> float:
     if not gold_tokens or not pred_tokens:
         # An empty side (no answer) scores 1 only when both are empty.
         return float(gold_tokens == pred_tokens)
@@ -47,13 +41,16 @@ def _f1(gold: str, prediction: str) -> float:
 
 
 def exact_match(prediction: str, golds: list[str]) -> float:
-    """1.0 if the normalized prediction equals any normalized gold, else 0.0; golds=[] means unanswerable."""
-    return max(_exact(g, prediction) for g in _effective_golds(golds))
+    """1.0 if the normalized prediction equals any normalized gold, else 0.0; golds=[] means unanswerable.
+
+    Each text is normalized once (the script normalizes a gold twice and the prediction per gold)."""
+    return float(normalize_answer(prediction) in _effective_golds(golds))
 
 
 def f1(prediction: str, golds: list[str]) -> float:
     """Best token-overlap F1 (0..1) over the golds; golds=[] means unanswerable (gold "")."""
-    return max(_f1(g, prediction) for g in _effective_golds(golds))
+    pred_tokens = normalize_answer(prediction).split()
+    return max(_f1(gold.split(), pred_tokens) for gold in _effective_golds(golds))
 
 
 def evaluate_squad_v2(golds: dict[str, list[str]], predictions: dict[str, str]) -> dict[str, float | int]:
