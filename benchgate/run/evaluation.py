@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchgate import __version__
+from benchgate import __version__, jsonio
 from benchgate.evaltasks.base import EvalTask
 from benchgate.run.cache_keys import digest
 from benchgate.spec.example import Example
@@ -86,10 +86,12 @@ def score_key(task: EvalTask, examples_digest: str, groups: range, rows: list[di
         "format": SCORES_FORMAT,
         "version": __version__,
     }
+    answers = [
+        [row["example_id"], row["sample_index"], row["error"] is None, row["output"]]
+        for row in sorted(rows, key=_item_sample)
+    ]
     hasher = hashlib.sha256(json.dumps(material, sort_keys=True).encode())
-    for row in sorted(rows, key=_item_sample):
-        answer = [row["example_id"], row["sample_index"], row["error"] is None, row["output"]]
-        hasher.update(json.dumps(answer, ensure_ascii=False).encode() + b"\n")
+    hasher.update(jsonio.dumps(answers))
     return hasher.hexdigest()
 
 
