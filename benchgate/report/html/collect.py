@@ -11,11 +11,16 @@ import math
 import re
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from benchgate import jsonio
 from benchgate.report.history import history_rows, read_history
 from benchgate.report.items import prompt_text
 from benchgate.spec.report import Report, TaskDetails
 from benchgate.store import Store, partition_name
+from benchgate.store.journal import is_journal
+from benchgate.store.store import GENERATION_SCHEMA
 
 EXCERPT_CHARS = 300
 HISTORY_RUNS = 20  # the recent runs the history charts show; older ones are in the store
@@ -57,62 +62,91 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
 def _pair_items(
     store: Store, benchmark_id: str, task: str, model: str, detail: TaskDetails, references: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """Scored items, then the items whose generation failed in this run (they have no scores)."""
-    generations = _generations(store, benchmark_id, model, task, detail.dataset_revision)
+    """Scored items, then the items whose generation failed in this run (they have no scores).
+
+    Column-wise, with one dict per item and none per stored row: at 50,000 items this is most of
+    writing report.html, serial time after the run's last answer.
+    """
+    columns = _generation_columns(store, model, task)
+    chosen = _chosen_rows(columns, benchmark_id, detail.dataset_revision)
+    prompts, outputs, errors, latencies = (columns[c] for c in ("prompt", "output", "error", "latency_ms"))
+    # An item with no stored generation points at a row of None: empty texts, no latency, no error.
+    missing = len(prompts)
+    for column in (prompts, outputs, errors, latencies):
+        column.append(None)
+    pairs: list[tuple[str, dict[str, float | None], int]] = []
     scores = store.read_scores(benchmark_id, model, task)
-    metrics = [m for m in detail.metrics if scores is not None and m in scores.columns]
-    items = []
-    for record in scores.to_dict("records") if scores is not None else []:
-        example_id = str(record["example_id"])
-        values = {m: _finite(record[m]) for m in metrics}
-        items.append(_item(model, task, example_id, values, generations.pop(example_id, None), references))
-    for example_id, generation in generations.items():
-        if generation["error"] is not None and generation["benchmark_id"] == benchmark_id:
-            items.append(_item(model, task, example_id, {}, generation, references))
-    return items
+    if scores is not None:
+        metrics = [m for m in detail.metrics if m in scores.columns]
+        by_metric = {m: [_finite(v) for v in scores[m].tolist()] for m in metrics}
+        for index, example_id in enumerate(map(str, scores["example_id"].tolist())):
+            values = {metric: column[index] for metric, column in by_metric.items()}
+            pairs.append((example_id, values, chosen.pop(example_id, missing)))
+    runs = columns["benchmark_id"]
+    for example_id, row in chosen.items():
+        if errors[row] is not None and runs[row] == benchmark_id:
+            pairs.append((example_id, {}, row))
+    return [
+        {
+            "model": model,
+            "task": task,
+            "id": example_id,
+            "scores": item_scores,
+            "prompt": excerpt(prompt_text(prompts[row])),
+            "output": excerpt(outputs[row]),
+            "reference": references.get(example_id, ""),
+            "latency_ms": _finite(latencies[row]),
+            "error": excerpt(errors[row]) or None,
+            "regressed": False,
+            "drops": [],
+        }
+        for example_id, item_scores, row in pairs
+    ]
 
 
-def _item(
-    model: str,
-    task: str,
-    example_id: str,
-    scores: dict[str, float | None],
-    generation: dict[str, Any] | None,
-    references: dict[str, str],
-) -> dict[str, Any]:
-    generation = generation or {}
-    return {
-        "model": model,
-        "task": task,
-        "id": example_id,
-        "scores": scores,
-        "prompt": excerpt(prompt_text(generation.get("prompt"))),
-        "output": excerpt(generation.get("output")),
-        "reference": references.get(example_id, ""),
-        "latency_ms": _finite(generation.get("latency_ms")),
-        "error": excerpt(generation.get("error")) or None,
-        "regressed": False,
-        "drops": [],
-    }
+def _generation_columns(store: Store, model: str, task: str) -> dict[str, list[Any]]:
+    """`Store.read_generations` as one list per column, without its dict per stored row.
+
+    At a run's end the directory holds Parquet parts only, read here directly. Journals (a shard
+    running or killed) or a row stored twice (a killed writer's chunks folded into a part, counted
+    once) take `read_generations` itself.
+    """
+    directory = store.generations_dir(model, task)
+    names = sorted(store.fs.ls(directory, detail=False)) if store.exists(directory) else []
+    if not any(is_journal(name) for name in names):
+        wanted = [*GENERATION_COLUMNS, "cache_key"]
+        tables = [
+            store.read_table(name, schema=GENERATION_SCHEMA, columns=wanted)
+            for name in names
+            if name.endswith(".parquet")
+        ]
+        table = pa.concat_tables([t for t in tables if t is not None] or [GENERATION_SCHEMA.empty_table()])
+        columns = {name: table.column(name).to_pylist() for name in wanted}
+        # A row stored twice has another's cache key and created_at; unique cache keys rule it out.
+        keys, n = columns["cache_key"], table.num_rows
+        if len(set(keys)) == n or len(set(zip(keys, columns["created_at"], strict=True))) == n:
+            return columns
+    rows = store.read_generations(model, task, GENERATION_COLUMNS)
+    return {name: [row[name] for row in rows] for name in GENERATION_COLUMNS}
 
 
-def _generations(
-    store: Store, benchmark_id: str, model: str, task: str, revision: str | None
-) -> dict[str, dict[str, Any]]:
+def _chosen_rows(columns: dict[str, list[Any]], benchmark_id: str, revision: str | None) -> dict[str, int]:
     """Each item's first sample as this run made or reused it: this run's rows first, then the newest."""
-    best: dict[str, dict[str, Any]] = {}
-    for row in store.read_generations(model, task, GENERATION_COLUMNS):
-        if row["sample_index"] != 0 or (revision and row["dataset_revision"] not in (None, revision)):
+    runs, errors, created = columns["benchmark_id"], columns["error"], columns["created_at"]
+
+    def preference(row: int) -> tuple[bool, bool, str]:
+        return runs[row] == benchmark_id, errors[row] is None, created[row] or ""
+
+    best: dict[str, int] = {}
+    ids, samples, revisions = columns["example_id"], columns["sample_index"], columns["dataset_revision"]
+    for row, (example_id, sample, row_revision) in enumerate(zip(ids, samples, revisions, strict=True)):
+        if sample != 0 or (revision and row_revision not in (None, revision)):
             continue
-        key = str(row["example_id"])
-        current = best.get(key)
-        if current is None or _preference(row, benchmark_id) > _preference(current, benchmark_id):
+        key = str(example_id)
+        current = best.setdefault(key, row)
+        if current != row and preference(row) > preference(current):
             best[key] = row
     return best
-
-
-def _preference(row: dict[str, Any], benchmark_id: str) -> tuple[bool, bool, str]:
-    return row["benchmark_id"] == benchmark_id, row["error"] is None, row["created_at"] or ""
 
 
 def _references(store: Store, task: str) -> dict[str, str]:
@@ -124,12 +158,24 @@ def _references(store: Store, task: str) -> dict[str, str]:
     files = [
         f for f in store.fs.ls(directory, detail=True) if pattern.fullmatch(f["name"].rsplit("/", 1)[-1])
     ]
-    references: dict[str, str] = {}
+    encoded: dict[str, str | None] = {}
     for info in sorted(files, key=lambda f: f.get("mtime") or f.get("LastModified") or 0):
-        table = store.read_table(info["name"], columns=["example_id", "references"])
-        for row in table.to_pylist() if table is not None else []:
-            references[str(row["example_id"])] = excerpt(_reference_text(row["references"]))
-    return references
+        table = _read_examples(store, info["name"], ["example_id", "references"])
+        if table is not None:
+            ids = map(str, table.column("example_id").to_pylist())
+            encoded.update(zip(ids, table.column("references").to_pylist(), strict=True))
+    return {example_id: excerpt(_reference_text(value)) for example_id, value in encoded.items()}
+
+
+def _read_examples(store: Store, path: str, columns: list[str]) -> pa.Table | None:
+    """`Store.read_table` through `ParquetFile.read`: an examples file has a row group per shard (500
+    at 50,000 items), which `pq.read_table`'s dataset scan took three times the CPU to read. An
+    unreadable file is left to `Store.read_table`, which quarantines it."""
+    try:
+        with store.fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).read(columns=columns, use_threads=False)
+    except (pa.ArrowException, OSError):
+        return store.read_table(path, columns=columns)
 
 
 def _reference_text(encoded: str | None) -> str:

@@ -1,0 +1,68 @@
+"""report.html's items read the generations column-wise when the store holds Parquet parts only, and
+through `Store.read_generations` otherwise: both must pick the same rows (tests/report/test_html.py runs
+the whole page)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from benchgate import jsonio
+from benchgate.report.html import collect
+from benchgate.store import Store
+from benchgate.store.store import GENERATION_SCHEMA
+from tests.report.stored_runs import TASK, generation, stored_report, write_examples
+
+RUN = "bmk-run"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(str(tmp_path / "store"))
+    write_examples(store, "0" * 16, {"i1": "2", "i2": "4", "i3": "6"})
+    return store
+
+
+def write_part(store: Store, name: str, rows: list[dict[str, Any]]) -> None:
+    path = f"{store.generations_dir('m', TASK)}/{name}.parquet"
+    store._write_table(path, pa.Table.from_pylist(rows, GENERATION_SCHEMA))
+
+
+def shown(store: Store) -> list[tuple[str, dict[str, Any], str, str | None]]:
+    report = stored_report(store, RUN, {"m": {"i1": 1.0, "i2": 0.0}})
+    items, _ = collect(store, json.loads(report.to_json()))
+    return [(i["id"], i["scores"], i["output"], i["error"]) for i in items]
+
+
+def test_a_leftover_journal_is_read_as_the_parts_are(store: Store) -> None:
+    rows = [
+        generation(RUN, "m", "i1", "2"),
+        generation("bmk-old", "m", "i2", "4", created_at="2024-05-01T09:00:00+00:00"),
+        generation(RUN, "m", "i2", "5"),
+        generation(RUN, "m", "i3", None, error="timeout"),
+    ]
+    expected = [
+        ("i1", {"f1-score": 1.0}, "2", None),
+        ("i2", {"f1-score": 0.0}, "5", None),  # this run's answer, not the older one
+        ("i3", {}, "", "timeout"),  # failed in this run: unscored, shown after the scored items
+    ]
+    write_part(store, "part-a", rows[:2])
+    journal = f"{store.generations_dir('m', TASK)}/part-b.journal"
+    store.write_bytes(journal, b"".join(jsonio.dumps(row) + b"\n" for row in rows[2:]))
+    assert shown(store) == expected
+    store.fs.rm(journal)
+    write_part(store, "part-b", rows[2:])
+    assert shown(store) == expected
+
+
+def test_a_row_stored_twice_counts_once_the_first_copy_read(store: Store) -> None:
+    """Folded chunks repeat a row (same cache key and time): the first file's copy is the row, even
+    where the second copy alone would have won (this run's, where the first is another's)."""
+    first = generation("bmk-old", "m", "i1", "first copy")
+    write_part(store, "part-a", [first, generation(RUN, "m", "i2", "4")])
+    write_part(store, "part-b", [{**first, "benchmark_id": RUN, "output": "second copy"}])
+    assert [output for _, _, output, _ in shown(store)] == ["first copy", "4"]
