@@ -361,11 +361,13 @@ class GenerationWriter:
         self.part_path = f"{self.stem}.parquet"
         self.journal_path = f"{self.stem}.journal"
         self.rows: list[dict[str, Any]] = []
-        self._journal: Any = None
+        self._journal: io.FileIO | None = None
         self._chunks: ChunkJournal | None = None
         if store.is_local:
             store.fs.makedirs(directory, exist_ok=True)
-            self._journal = store.fs.open(self.journal_path, "ab")
+            # Unbuffered: each answer is one write(2) into the page cache, which a SIGKILL cannot
+            # lose, without a buffer's and fsspec's layers per item (5% of a run's client CPU).
+            self._journal = io.FileIO(self.journal_path, "ab")
         else:
             options = settings()
             self._chunks = ChunkJournal(
@@ -378,8 +380,9 @@ class GenerationWriter:
             self._chunks.append(row)
         if self._journal is not None:
             try:
-                self._journal.write(jsonio.dumps(row) + b"\n")
-                self._journal.flush()
+                line = memoryview(jsonio.dumps(row) + b"\n")
+                while line:  # a regular file takes it whole, short of an error
+                    line = line[self._journal.write(line) :]
             except OSError as error:
                 raise StoreError(f"cannot write {self.journal_path}: {error.strerror or error}") from None
 
