@@ -65,11 +65,6 @@ def validate(request: Path = typer.Argument(..., help="Benchmark request (YAML o
 # bench/memory.py's peak 1,099 -> 1,150 MiB (at 100,000 allocations, and the older generations 5 and
 # 10 times rarer, 1,208 MiB for 0.3 s less at 50,000 items).
 RUN_GC_THRESHOLDS = (50_000, 10, 10)
-# Scoring, the examples file and pandas' import run on threads beside the event loop; at Python's
-# 5 ms switch interval the loop waited up to 5 ms for the interpreter whenever one of them held it,
-# with a hundred answers ready to read. At 1 ms (50,000 items, C=128, 20 ms, 3 runs each, alternating):
-# wall 15.76 -> 15.06 s, CPU 15.2 -> 14.3 s (0.5 ms: the same; 2 ms: 15.50 s).
-RUN_SWITCH_INTERVAL = 0.001
 
 
 @contextmanager
@@ -111,7 +106,6 @@ def run(
 
             preflight(parsed)
             from flows.benchmark import benchmark
-        sys.setswitchinterval(RUN_SWITCH_INTERVAL)
         result = asyncio.run(_run_benchmark(benchmark, parsed, server, out, store))
     finally:
         if server is not None:
