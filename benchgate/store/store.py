@@ -260,6 +260,28 @@ class Store:
                 break
         return rows
 
+    def read_generation_columns(self, model_id: str, task: str, columns: list[str]) -> dict[str, list[Any]]:
+        """`read_generations` as one list per column, without a dict per stored row (report.html's items
+        at 50,000 items). At a run's end the directory holds Parquet parts whose rows are all distinct,
+        read column-wise; journals, or a row stored twice (counted once), take `read_generations`."""
+        directory = self.generations_dir(model_id, task)
+        names = sorted(self.fs.ls(directory, detail=False)) if self.fs.exists(directory) else []
+        if not any(is_journal(name) for name in names):
+            wanted = list(dict.fromkeys([*columns, "cache_key", "created_at"]))
+            tables = [
+                self.read_table(name, schema=GENERATION_SCHEMA, columns=wanted)
+                for name in names
+                if name.endswith(".parquet")
+            ]
+            table = pa.concat_tables(
+                [t for t in tables if t is not None] or [GENERATION_SCHEMA.empty_table()]
+            )
+            found = {name: table.column(name).to_pylist() for name in wanted}
+            if len(set(zip(found["cache_key"], found["created_at"], strict=True))) == table.num_rows:
+                return {name: found[name] for name in columns}
+        rows = self.read_generations(model_id, task, columns)
+        return {name: [row[name] for row in rows] for name in columns}
+
     def reusable_generations(self, model_id: str, task: str) -> dict[str, dict[str, Any]]:
         """Finished generations by cache key, the newest winning; errors are never reused."""
         reusable: dict[str, dict[str, Any]] = {}

@@ -19,8 +19,6 @@ from benchgate.report.history import history_rows, read_history
 from benchgate.report.items import prompt_text
 from benchgate.spec.report import Report, TaskDetails
 from benchgate.store import Store, partition_name
-from benchgate.store.journal import is_journal
-from benchgate.store.store import GENERATION_SCHEMA
 
 EXCERPT_CHARS = 300
 HISTORY_RUNS = 20  # the recent runs the history charts show; older ones are in the store
@@ -67,7 +65,7 @@ def _pair_items(
     Column-wise, with one dict per item and none per stored row: at 50,000 items this is most of
     writing report.html, serial time after the run's last answer.
     """
-    columns = _generation_columns(store, model, task)
+    columns = store.read_generation_columns(model, task, GENERATION_COLUMNS)
     chosen = _chosen_rows(columns, benchmark_id, detail.dataset_revision)
     prompts, outputs, errors, latencies = (columns[c] for c in ("prompt", "output", "error", "latency_ms"))
     # An item with no stored generation points at a row of None: empty texts, no latency, no error.
@@ -102,32 +100,6 @@ def _pair_items(
         }
         for example_id, item_scores, row in pairs
     ]
-
-
-def _generation_columns(store: Store, model: str, task: str) -> dict[str, list[Any]]:
-    """`Store.read_generations` as one list per column, without its dict per stored row.
-
-    At a run's end the directory holds Parquet parts only, read here directly. Journals (a shard
-    running or killed) or a row stored twice (a killed writer's chunks folded into a part, counted
-    once) take `read_generations` itself.
-    """
-    directory = store.generations_dir(model, task)
-    names = sorted(store.fs.ls(directory, detail=False)) if store.exists(directory) else []
-    if not any(is_journal(name) for name in names):
-        wanted = [*GENERATION_COLUMNS, "cache_key"]
-        tables = [
-            store.read_table(name, schema=GENERATION_SCHEMA, columns=wanted)
-            for name in names
-            if name.endswith(".parquet")
-        ]
-        table = pa.concat_tables([t for t in tables if t is not None] or [GENERATION_SCHEMA.empty_table()])
-        columns = {name: table.column(name).to_pylist() for name in wanted}
-        # A row stored twice has another's cache key and created_at; unique cache keys rule it out.
-        keys, n = columns["cache_key"], table.num_rows
-        if len(set(keys)) == n or len(set(zip(keys, columns["created_at"], strict=True))) == n:
-            return columns
-    rows = store.read_generations(model, task, GENERATION_COLUMNS)
-    return {name: [row[name] for row in rows] for name in GENERATION_COLUMNS}
 
 
 def _chosen_rows(columns: dict[str, list[Any]], benchmark_id: str, revision: str | None) -> dict[str, int]:
