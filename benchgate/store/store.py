@@ -186,11 +186,15 @@ class Store:
         return self.path("examples", f"{examples_digest}.parquet")
 
     def write_examples(self, examples_digest: str, examples: Iterable[Example], shard_size: int) -> int:
-        """Stream examples into one Parquet file with one row group per shard."""
+        """Stream examples into one Parquet file with one row group per shard.
+
+        Snappy, not zstd: a working file written before the first request and read back group by
+        group during generation; at 50,000 examples zstd took 0.12 s to write and 0.12 s to read,
+        snappy 0.04 and 0.05 s, for 1.3 MB instead of 0.8 MB."""
         count = 0
         with (
             self._writing(self.examples_path(examples_digest)) as handle,
-            pq.ParquetWriter(handle, EXAMPLE_SCHEMA, compression="zstd") as writer,
+            pq.ParquetWriter(handle, EXAMPLE_SCHEMA, compression="snappy") as writer,
         ):
             for batch in _batched(examples, shard_size):
                 writer.write_table(_examples_table(batch))
