@@ -11,9 +11,6 @@ import math
 import re
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from benchgate import jsonio
 from benchgate.report.history import history_rows, read_history
 from benchgate.report.items import prompt_text
@@ -132,22 +129,11 @@ def _references(store: Store, task: str) -> dict[str, str]:
     ]
     encoded: dict[str, str | None] = {}
     for info in sorted(files, key=lambda f: f.get("mtime") or f.get("LastModified") or 0):
-        table = _read_examples(store, info["name"], ["example_id", "references"])
+        table = store.read_table(info["name"], columns=["example_id", "references"])
         if table is not None:
             ids = map(str, table.column("example_id").to_pylist())
             encoded.update(zip(ids, table.column("references").to_pylist(), strict=True))
     return {example_id: excerpt(_reference_text(value)) for example_id, value in encoded.items()}
-
-
-def _read_examples(store: Store, path: str, columns: list[str]) -> pa.Table | None:
-    """`Store.read_table` through `ParquetFile.read`: an examples file has a row group per shard (500
-    at 50,000 items), which `pq.read_table`'s dataset scan took three times the CPU to read. An
-    unreadable file is left to `Store.read_table`, which quarantines it."""
-    try:
-        with store.fs.open(path, "rb") as handle:
-            return pq.ParquetFile(handle).read(columns=columns, use_threads=False)
-    except (pa.ArrowException, OSError):
-        return store.read_table(path, columns=columns)
 
 
 def _reference_text(encoded: str | None) -> str:
