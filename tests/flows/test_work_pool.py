@@ -126,6 +126,8 @@ def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
         for i in (1, 2)
     ]
     try:
+        for worker in workers:
+            worker.wait_started()
         for execution in ("work-pool", "local"):
             path = tmp_path / f"{execution}.yaml"
             path.write_text(yaml.safe_dump(fanout_request(execution)))

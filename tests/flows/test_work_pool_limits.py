@@ -96,6 +96,8 @@ def test_three_processes_of_one_model_stay_within_its_limits(
     ]
     arrivals: dict[str, list[ChatRequest]] = {}
     try:
+        for worker in workers:
+            worker.wait_started()
         with ChatServer(reply=answer, latency=LATENCY) as chat:
             for execution in ("work-pool", "local"):
                 chat.reset()

@@ -84,6 +84,8 @@ def test_two_processes_of_one_model_stay_within_its_token_bucket(
         Worker(prefect_server, POOL, f"tokens-{i}", store, 1, tmp_path / f"worker-{i}.log") for i in (1, 2)
     ]
     try:
+        for worker in workers:
+            worker.wait_started()
         with ChatServer(reply=answer) as chat:
             path = tmp_path / "request.yaml"
             path.write_text(yaml.safe_dump(tokens_request(chat.url + "/v1")))

@@ -105,6 +105,13 @@ class Worker:
                 start_new_session=True,
             )
 
+    def wait_started(self, timeout: float = 90.0) -> None:
+        """Until the worker polls its pool. A test that needs two workers at once must not start its
+        run before: on a loaded machine a worker still starting leaves every flow run to the other
+        (CI: two lanes sent one after the other, 2 s apart, instead of together)."""
+        started = f"Worker '{self.name}' started!"
+        wait_for(lambda: started in self.log.read_text(errors="replace"), timeout, f"worker {self.name}")
+
     def stop(self) -> None:
         """One SIGTERM is not enough for a Prefect worker: it can ignore it for over 30 s."""
         stop_group(self.process, term_wait=5)
