@@ -279,16 +279,16 @@ class Store:
         names = sorted(self.fs.ls(directory, detail=False)) if self.fs.exists(directory) else []
         if not any(is_journal(name) for name in names):
             wanted = list(dict.fromkeys([*columns, "cache_key", "created_at"]))
-            tables = [
-                self.read_table(name, schema=GENERATION_SCHEMA, columns=wanted)
-                for name in names
-                if name.endswith(".parquet")
-            ]
-            table = pa.concat_tables(
-                [t for t in tables if t is not None] or [GENERATION_SCHEMA.empty_table()]
-            )
-            found = {name: table.column(name).to_pylist() for name in wanted}
-            if len(set(zip(found["cache_key"], found["created_at"], strict=True))) == table.num_rows:
+            found: dict[str, list[Any]] = {name: [] for name in wanted}
+            for name in names:  # part by part: one part's Arrow buffers held at a time, not all
+                if not name.endswith(".parquet"):
+                    continue
+                table = self.read_table(name, schema=GENERATION_SCHEMA, columns=wanted)
+                if table is None:
+                    continue
+                for column in wanted:
+                    found[column].extend(table.column(column).to_pylist())
+            if len(set(zip(found["cache_key"], found["created_at"], strict=True))) == len(found["cache_key"]):
                 return {name: found[name] for name in columns}
         rows = self.read_generations(model_id, task, columns)
         return {name: [row[name] for row in rows] for name in columns}
