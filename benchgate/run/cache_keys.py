@@ -8,6 +8,8 @@ from typing import Any
 
 from benchgate.spec.request import ModelSpec
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 class GenerationKeys:
     """The generation keys of one model, endpoint and dataset revision.
@@ -29,9 +31,6 @@ class GenerationKeys:
         hasher = self._head.copy()
         hasher.update(f"{_ENCODER.encode(messages)}{self._tail}{sample_index:d}}}".encode())
         return hasher.hexdigest()
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def digest(value: Any) -> str:

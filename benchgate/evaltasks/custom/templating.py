@@ -404,7 +404,9 @@ class CompiledTemplate:
 def compile_template(env: LimitedEnvironment, source: str) -> CompiledTemplate:
     """Compiled, within the limits (constant parts are evaluated while compiling)."""
     with _limits():
-        return CompiledTemplate(env.from_string(source), _substitution(env.parse(source)))
+        tree = env.parse(source)
+        pieces = _substitution(tree)  # before compiling, whose optimizer rewrites the tree in place
+        return CompiledTemplate(env.from_string(tree), pieces)
 
 
 def _substitution(tree: nodes.Template) -> tuple[tuple[str, str | None], ...] | None:
