@@ -99,7 +99,7 @@ def page(run: Run, tmp_path_factory: pytest.TempPathFactory) -> Page:
     report = {**run.report, "name": HOSTILE_NAME}
     history = earlier_runs(history) + history
     path = tmp_path_factory.mktemp("html-page") / "report.html"
-    path.write_text(render_html(report, items, history), encoding="utf-8")
+    path.write_bytes(render_html(report, items, history))
     return Page(path, report, items, history)
 
 
@@ -232,8 +232,9 @@ def test_write_report_html_writes_one_page_with_the_data_inside(run: Run) -> Non
 @pytest.mark.parametrize("big", [1, 2**70])  # orjson writes the page's data; beyond 64 bits it cannot
 def test_the_pages_data_is_strict_json_with_null_for_non_finite_numbers(big: int) -> None:
     report = {"name": "</script><script>alert(1)</script>", "benchmarkId": "b", "count": big}
-    item = {"id": "x", "scores": {"f1": float("nan"), "em": float("inf"), "rouge": 0.5}, "output": "a & <b>"}
-    text = render_html(report, [item], [{"value": float("-inf")}])
+    scores = {"f1": float("nan"), "em": float("inf"), "rouge": 0.5}
+    item = {"id": "x", "scores": scores, "output": "a & <b> ‹é› 😀"}
+    text = render_html(report, [item], [{"value": float("-inf")}]).decode()
     blob = text.split('<script type="application/json" id="benchgate-data">')[1].split("</script>")[0]
     assert not set("<>&") & set(blob)
     data = json.loads(blob, parse_constant=lambda name: pytest.fail(f"{name} in the page's JSON"))
@@ -411,7 +412,7 @@ def test_twelve_thousand_items_stay_responsive(page: Page, chromium: str, tmp_pa
     items = [{**item, "id": f"{item['id']}-{copy}"} for copy in range(125) for item in page.items]
     assert len(items) >= 12_000
     path = tmp_path / "report.html"
-    path.write_text(render_html(page.report, items, page.history), encoding="utf-8")
+    path.write_bytes(render_html(page.report, items, page.history))
     with Browser(chromium, WIDTH, HEIGHT) as browser:
         browser.open(path.as_uri())
         assert shown_count(browser) == len(items)
@@ -435,7 +436,7 @@ def test_a_report_without_results_still_renders(chromium: str, tmp_path: Path) -
     """A run that failed before scoring anything has a page too: its error, empty sections, no crash."""
     report = {"benchmarkId": "bmk-000000000000", "name": "Broken", "status": "failed", "report": {}}
     path = tmp_path / "report.html"
-    path.write_text(render_html({**report, "error": HOSTILE}, [], []), encoding="utf-8")
+    path.write_bytes(render_html({**report, "error": HOSTILE}, [], []))
     with Browser(chromium, WIDTH, HEIGHT) as browser:
         browser.open(path.as_uri())
         assert (
