@@ -458,14 +458,19 @@ class GenerationWriter:
 
 def _examples_table(batch: list[Example]) -> pa.Table:
     """One row group of the examples file. `fields` keeps the standard library's encoding: a
-    dataset's dates and other values become text through `str`, as they always have."""
+    dataset's dates and other values become text through `str`, as they always have (most examples
+    have none: 3 µs each to encode `{}`)."""
     columns = [
         [e.example_id.encode() for e in batch],
         [jsonio.dumps(e.messages) for e in batch],
         [jsonio.dumps(e.references) for e in batch],
-        [json.dumps(e.fields, ensure_ascii=False, default=str).encode() for e in batch],
+        [_fields_json(e.fields) if e.fields else b"{}" for e in batch],
     ]
     return pa.Table.from_arrays([_utf8_column(values) for values in columns], schema=EXAMPLE_SCHEMA)
+
+
+def _fields_json(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, ensure_ascii=False, default=str).encode()
 
 
 def _utf8_column(values: list[bytes]) -> pa.Array:

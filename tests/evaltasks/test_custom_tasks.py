@@ -70,6 +70,24 @@ def test_every_file_format_reads_the_same_rows(tmp_path: Path) -> None:
         assert list(Table(str(tmp_path / name)).rows()) == flat, name
 
 
+def test_jsonl_rows_read_as_the_standard_library_reads_them(tmp_path: Path) -> None:
+    """NaN, integers past 64 bits (orjson reads them as floats), lone surrogates: as json.loads reads them."""
+    lines = [
+        '{"q": "caf\\u00e9 — 😀", "n": 1.5e300, "z": -0.0, "l": [1, {"a": null}]}',
+        '{"q": "x", "n": NaN, "m": -Infinity}',
+        '{"q": "x", "n": 123456789012345678901234567890}',
+        '{"q": "\\ud800 alone", "dup": 1, "dup": 2}',
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = list(Table(str(path)).rows())
+    expected = [json.loads(line) for line in lines]
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        assert json.dumps(row, sort_keys=True) == json.dumps(want, sort_keys=True)
+        assert [type(v) for v in row.values()] == [type(v) for v in want.values()]
+
+
 def test_a_malformed_line_is_a_bad_row_not_an_exception(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps(ROWS[0]) + "\n{not json\n[1, 2]\n" + json.dumps(ROWS[1]) + "\n")
