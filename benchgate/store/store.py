@@ -367,7 +367,7 @@ class ExampleFile:
                 r["example_id"],
                 jsonio.loads(r["messages"]),
                 jsonio.loads(r["references"]),
-                json.loads(r["fields"]),
+                json.loads(r["fields"]) if r["fields"] != "{}" else {},
             )
             for r in rows
         ]

@@ -76,3 +76,25 @@ def test_runs_as_a_separate_process_and_prints_its_port():
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+async def test_request_and_response_bodies_keep_their_values_through_orjson_and_its_fallback():
+    """A body orjson cannot encode (an integer past 64 bits) or read (NaN) takes the standard library."""
+    text = 'héllo — 😀 \u2028 "quoted" \\ back\nslash'
+    example = Example("e", [{"role": "user", "content": text}], [])
+    params = {"seed": 2**70, "temperature": 0.1, "logit_bias": {"50256": -100}}
+    async with ChatServer() as server:
+        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", params=params)
+        provider = provider_class("openai-compatible")(spec, None)
+        answer = {"message": {"content": "ünï 😀 <b>"}, "finish_reason": "stop"}
+        server.enqueue(Reply(json={"id": 2**70, "x": float("nan"), "choices": [answer]}))
+        usage = {"prompt_tokens": 3, "completion_tokens": 4}
+        server.enqueue(Reply(json={"choices": [answer], "usage": usage}))
+        first, second = [await provider.complete(example, i) for i in range(2)]
+        await provider.aclose()
+    sent = [json.loads(request.body) for request in server.requests]
+    assert [body["seed"] for body in sent] == [2**70, 2**70]
+    assert sent[0]["messages"] == [{"role": "user", "content": text}]
+    assert sent[0]["temperature"] == 0.1 and sent[0]["logit_bias"] == {"50256": -100}
+    assert first.text == second.text == "ünï 😀 <b>"
+    assert (second.input_tokens, second.output_tokens) == (3, 4)
