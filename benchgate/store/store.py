@@ -384,8 +384,8 @@ class ExampleFile:
 
 
 class GenerationWriter:
-    """Journals finished generations (locally each at once, on an object store in small batches);
-    `close` turns them into a Parquet part."""
+    """Journals finished generations (locally at the end of the event-loop turn they arrived in, on
+    an object store in small batches); `close` turns them into a Parquet part."""
 
     def __init__(self, store: Store, directory: str) -> None:
         self.store = store
@@ -395,11 +395,13 @@ class GenerationWriter:
         self.journal_path = f"{self.stem}.journal"
         self.rows: list[dict[str, Any]] = []
         self._journal: io.FileIO | None = None
+        self._lines: list[bytes] = []  # arrived this event-loop turn, not yet written
+        self._failure: StoreError | None = None
         self._chunks: ChunkJournal | None = None
         if store.is_local:
             store.fs.makedirs(directory, exist_ok=True)
-            # Unbuffered: each answer is one write(2) into the page cache, which a SIGKILL cannot
-            # lose, without a buffer's and fsspec's layers per item (5% of a run's client CPU).
+            # Unbuffered: each write(2) goes into the page cache, which a SIGKILL cannot lose,
+            # without a buffer's and fsspec's layers per item (5% of a run's client CPU).
             self._journal = io.FileIO(self.journal_path, "ab")
         else:
             options = settings()
@@ -412,14 +414,36 @@ class GenerationWriter:
         if self._chunks is not None:
             self._chunks.append(row)
         if self._journal is not None:
-            try:
-                line = memoryview(jsonio.dumps(row) + b"\n")
-                while line:  # a regular file takes it whole, short of an error
-                    line = line[self._journal.write(line) :]
-            except OSError as error:
-                raise StoreError(f"cannot write {self.journal_path}: {error.strerror or error}") from None
+            if self._failure is not None:
+                raise self._failure
+            self._lines.append(jsonio.dumps(row))
+            if len(self._lines) == 1:
+                self._write_after_this_turn()
+
+    def _write_after_this_turn(self) -> None:
+        """The answers that arrive in one event-loop turn (a dozen at 6,000 a second) are written
+        together as it ends: one write(2) instead of one each, 12 µs apiece. A SIGKILL loses only
+        what is in flight, as before: answers whose turn has not ended are still being read."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside an event loop: at once
+            self._write_lines()
+        else:
+            loop.call_soon(self._write_lines)
+
+    def _write_lines(self) -> None:
+        if not self._lines or self._journal is None:
+            return
+        data = memoryview(b"\n".join(self._lines) + b"\n")
+        self._lines = []
+        try:
+            while data:  # a regular file takes it whole, short of an error
+                data = data[self._journal.write(data) :]
+        except OSError as error:  # raised by the next append (close writes the rows' part regardless)
+            self._failure = StoreError(f"cannot write {self.journal_path}: {error.strerror or error}")
 
     def close(self) -> None:
+        self._write_lines()
         try:
             if self.rows:
                 self.store._write_table(self.part_path, pa.Table.from_pylist(self.rows, GENERATION_SCHEMA))

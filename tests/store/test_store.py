@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import subprocess
@@ -112,3 +113,61 @@ def test_a_full_disk_is_a_store_error_naming_the_file_and_leaves_no_temporary_fi
     assert "StoreError: cannot write" in result.stdout and "big.bin" in result.stdout
     assert "No space left on device" in result.stdout
     assert "files: ['small.json']" in result.stdout
+
+
+async def test_answers_of_one_event_loop_turn_are_journaled_together_as_it_ends(tmp_path: Path) -> None:
+    """Read back before the writer closes: what a run killed at that moment would leave."""
+    store = Store(str(tmp_path))
+    writer = store.generation_writer("m", "qa")
+    rows = [{**ROW, "cache_key": f"k-{i}", "example_id": f"q-{i}"} for i in range(3)]
+    for row in rows[:2]:
+        writer.append(row)
+    assert Path(writer.journal_path).read_bytes() == b"", "the turn has not ended"
+    await asyncio.sleep(0)
+    writer.append(rows[2])
+    await asyncio.sleep(0)
+    assert [r["example_id"] for r in store.read_generations("m", "qa")] == ["q-0", "q-1", "q-2"]
+    writer.close()
+    assert not Path(writer.journal_path).exists()
+    assert [r["example_id"] for r in store.read_generations("m", "qa")] == ["q-0", "q-1", "q-2"]
+
+
+FILL_THE_JOURNAL = """
+import asyncio, sys
+from benchgate.errors import StoreError
+from benchgate.store import Store
+
+async def main():
+    writer = Store(sys.argv[1]).generation_writer("m", "qa")
+    row = {"cache_key": "k", "example_id": "q", "sample_index": 0, "output": "x" * 10_000, "error": None}
+    try:
+        for i in range(100):
+            writer.append({**row, "cache_key": f"k-{i}"})
+            await asyncio.sleep(0)
+    except StoreError as error:
+        print(f"StoreError after {i} rows:", error)
+
+asyncio.run(main())
+"""
+
+
+def test_a_full_disk_under_the_journal_fails_the_next_answer_with_a_store_error(tmp_path: Path) -> None:
+    unshare = shutil.which("unshare")
+    assert unshare, "util-linux unshare is part of every Debian/Ubuntu base system"
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    script = tmp_path / "fill.py"
+    script.write_text(FILL_THE_JOURNAL)
+    shell = f"mount -t tmpfs -o size=64k tmpfs {mount_point} && exec {sys.executable} {script} {mount_point}"
+    result = subprocess.run(
+        [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", shell],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "StoreError after" in result.stdout and ".journal" in result.stdout, result.stdout
+    assert "No space left on device" in result.stdout
+    after = int(result.stdout.split("StoreError after ")[1].split(" ")[0])
+    assert 5 <= after <= 9, "64 KiB hold six 10 KB answers: the seventh is not written, the eighth raises"
