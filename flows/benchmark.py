@@ -12,8 +12,10 @@ from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from benchgate.report.build import new_benchmark_id, report_exit_code, skeleton_report
+from benchgate.report.html.collect import items_collected_ahead
 from benchgate.settings import settings
 from benchgate.spec.report import ReportStatus
+from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
@@ -50,34 +52,43 @@ async def benchmark(
     # untagged_task_runs).
     unit_tags = (f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags)
     try:
-        units = parsed.units()
-        at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
-        with tags(*unit_tags):
-            if parsed.execution == "work-pool":  # lanes in processes of their own: limits held by the server
-                await create_shared_limits(parsed)
-                results = await evaluate_on_pool(parsed, units, benchmark_id, store, at_once)
-            else:
-                body = parsed.model_dump(mode="json")
-                results = await bounded_gather(
-                    [functools.partial(evaluate, body, m, t, benchmark_id, store.url) for m, t in units],
-                    at_once,
-                )
-        results = await compare_pairwise(parsed, results, benchmark_id, store)
-        report = await aggregate(benchmark_id, parsed, results)
-        target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
-        decision = None
-        if parsed.gate:
-            from flows.gate import gate  # scipy's import costs ~0.5 s of start-up: only when gating
-
-            with tags(*unit_tags):
-                decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
-            report["gate"] = decision["decision"]
-        await publish(report, decision["markdown"] if decision else None, target, store)
-        await record_history(report, store)
+        with items_collected_ahead():  # report.html's rows, collected as each subflow computes its intervals
+            report = await _evaluate_and_report(parsed, store, benchmark_id, out_dir, unit_tags)
     except BaseException:
         _write_status(store, benchmark_id, parsed.name, "failed")
         raise
     return {"benchmarkId": benchmark_id, "report": report, "exit_code": report_exit_code(report)}
+
+
+async def _evaluate_and_report(
+    parsed: BenchmarkRequest, store: Store, benchmark_id: str, out_dir: str | None, unit_tags: tuple[str, ...]
+) -> dict[str, Any]:
+    """The subflows, the pairwise judges, the report, the gate and the published outputs."""
+    units = parsed.units()
+    at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
+    with tags(*unit_tags):
+        if parsed.execution == "work-pool":  # lanes in processes of their own: limits held by the server
+            await create_shared_limits(parsed)
+            results = await evaluate_on_pool(parsed, units, benchmark_id, store, at_once)
+        else:
+            body = parsed.model_dump(mode="json")
+            results = await bounded_gather(
+                [functools.partial(evaluate, body, m, t, benchmark_id, store.url) for m, t in units],
+                at_once,
+            )
+    results = await compare_pairwise(parsed, results, benchmark_id, store)
+    report = await aggregate(benchmark_id, parsed, results)
+    target = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="benchgate-"))
+    decision = None
+    if parsed.gate:
+        from flows.gate import gate  # scipy's import costs ~0.5 s of start-up: only when gating
+
+        with tags(*unit_tags):
+            decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
+        report["gate"] = decision["decision"]
+    await publish(report, decision["markdown"] if decision else None, target, store)
+    await record_history(report, store)
+    return report
 
 
 def _write_status(store: Store, benchmark_id: str, name: str, status: ReportStatus) -> None:

@@ -57,6 +57,14 @@ class Run:
     out: Path
     store: Store
     report: dict[str, Any]
+    page_items: list[dict[str, Any]]  # as the run's own report.html holds them
+
+
+def page_data(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    blob = text.split('<script type="application/json" id="benchgate-data">')[1].split("</script>")[0]
+    data: dict[str, Any] = json.loads(blob)
+    return data
 
 
 @dataclass
@@ -80,7 +88,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, prefect_server) -> Run:
     assert report_path.exists(), result.stdout + result.stderr
     report = json.loads(report_path.read_text())
     assert report["status"] == "completed", report
-    return Run(root / "out", Store(str(root / "store")), report)
+    items = page_data(root / "out" / "report.html")["items"]
+    return Run(root / "out", Store(str(root / "store")), report, items)
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +223,12 @@ def test_collect_reads_every_scored_item_its_texts_and_the_regressions(run: Run)
         for model, detail in per_model.items()
         for metric in detail["metrics"]
     }
+
+
+def test_the_runs_own_page_has_the_items_collect_reads_after_the_run(run: Run) -> None:
+    """The run collected each unit's rows while computing its intervals (ItemsAhead): the same rows."""
+    items, _ = collect(run.store, run.report)
+    assert run.page_items == json.loads(json.dumps(items)) and len(items) > 20
 
 
 def test_write_report_html_writes_one_page_with_the_data_inside(run: Run) -> None:
