@@ -9,7 +9,8 @@ evaluated with exact match by
   - `benchgate run` (a custom task, exact-match), embedded (no Prefect server configured: it starts
     its temporary one) and against a running Prefect server (started once, not counted): a run on
     a new store, its identical rerun, and another model on a store that already holds the examples.
-    The growth curve (N up to 50,000, C=128, 20 ms) has both: embedded first, as a user gets it.
+    The growth curve (N up to 50,000, C=128, 20 ms) has both: embedded first, as a user gets it;
+    embedded, running and the raw client take turns, --repeat times each.
 CPU is that of the whole process tree (every server or worker a command starts), wall is launch to
 exit, start-up is launch to the first request the server saw, span is the server's first request to
 its last response. The machine may be shared: each figure is the median of --repeat runs.
@@ -308,18 +309,21 @@ class Bench:
 
     def growth(self, sizes: list[int], running_env: dict[str, str], summary: list[str]) -> None:
         """Target 5: N up to 50,000 at C=128 and 20 ms latency, embedded (as a user gets it) and
-        against a running Prefect server, each beside the raw client."""
+        against a running Prefect server, each beside the raw client; the three take turns."""
         print("\n5. growth: L=20 ms, C=128 (wall, CPU, peak memory of the tree)")
         embedded_env = {**self.base_env, "PREFECT_HOME": str(self.work / "prefect-home")}
         server = ChatServerProcess(0.02, [], None)
         try:
             for size in sizes:
                 request = write_request(self.work, write_items(self.work, size), server.url, 128)
-                runs = {
-                    "embedded": self.benchgate(request, embedded_env, server, self.work / f"g{size}-e"),
-                    "running server": self.benchgate(request, running_env, server, self.work / f"g{size}-r"),
-                }
-                raw = self.raw(server, size, 128)
+                kinds: dict[str, list[Run]] = {"embedded": [], "running server": [], "raw": []}
+                for turn in range(self.args.repeat):
+                    for kind, env in (("embedded", embedded_env), ("running server", running_env)):
+                        store = self.work / f"g{size}-{turn}-{kind[0]}"
+                        kinds[kind].append(self.benchgate(request, env, server, store))
+                    kinds["raw"].append(self.raw(server, size, 128))
+                runs = {kind: median_run(measured) for kind, measured in kinds.items()}
+                raw = runs.pop("raw")
                 for kind, run in runs.items():
                     line(f"N={size:,} benchgate, {kind}", run, size * 0.02 / 128)
                 line(f"N={size:,} raw aiohttp client", raw, size * 0.02 / 128)
