@@ -21,9 +21,9 @@ becomes a Completion; everything that decides whether an item costs one call or 
 - Client CPU is kept low on purpose: JSON through orjson, a fifth of the standard library's time (a
   body it cannot encode, with an integer past 64 bits, or read, in UTF-16 or with NaN, goes through
   the standard library), bodies encoded once, and requests sent through one aiohttp session per
-  provider instance (benchgate.providers.connections) holding as many
-  keep-alive connections as the model's concurrency, its fixed headers set once on the session:
-  httpx/httpcore cost about three times the CPU per request.
+  provider instance (benchgate.providers.connections) holding as many keep-alive connections as
+  the model's concurrency, its fixed headers set once on the session: httpx/httpcore cost about
+  three times the CPU per request.
 """
 
 from __future__ import annotations
