@@ -93,15 +93,16 @@ print("files:", names)
 """
 
 
-def test_a_full_disk_is_a_store_error_naming_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    """A real 64 KiB tmpfs, mounted in a private mount namespace (unprivileged user namespace)."""
+def on_a_tiny_disk(tmp_path: Path, script: str) -> str:
+    """The script's output, run with a real 64 KiB tmpfs as its argument, mounted in a private mount
+    namespace (unprivileged user namespace)."""
     unshare = shutil.which("unshare")
     assert unshare, "util-linux unshare is part of every Debian/Ubuntu base system"
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    script = tmp_path / "fill.py"
-    script.write_text(FILL_THE_DISK)
-    shell = f"mount -t tmpfs -o size=64k tmpfs {mount_point} && exec {sys.executable} {script} {mount_point}"
+    path = tmp_path / "fill.py"
+    path.write_text(script)
+    shell = f"mount -t tmpfs -o size=64k tmpfs {mount_point} && exec {sys.executable} {path} {mount_point}"
     result = subprocess.run(
         [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", shell],
         cwd=REPO_ROOT,
@@ -110,9 +111,14 @@ def test_a_full_disk_is_a_store_error_naming_the_file_and_leaves_no_temporary_fi
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "StoreError: cannot write" in result.stdout and "big.bin" in result.stdout
-    assert "No space left on device" in result.stdout
-    assert "files: ['small.json']" in result.stdout
+    return result.stdout
+
+
+def test_a_full_disk_is_a_store_error_naming_the_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    output = on_a_tiny_disk(tmp_path, FILL_THE_DISK)
+    assert "StoreError: cannot write" in output and "big.bin" in output
+    assert "No space left on device" in output
+    assert "files: ['small.json']" in output
 
 
 async def test_answers_of_one_event_loop_turn_are_journaled_together_as_it_ends(tmp_path: Path) -> None:
@@ -152,22 +158,8 @@ asyncio.run(main())
 
 
 def test_a_full_disk_under_the_journal_fails_the_next_answer_with_a_store_error(tmp_path: Path) -> None:
-    unshare = shutil.which("unshare")
-    assert unshare, "util-linux unshare is part of every Debian/Ubuntu base system"
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    script = tmp_path / "fill.py"
-    script.write_text(FILL_THE_JOURNAL)
-    shell = f"mount -t tmpfs -o size=64k tmpfs {mount_point} && exec {sys.executable} {script} {mount_point}"
-    result = subprocess.run(
-        [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", shell],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "StoreError after" in result.stdout and ".journal" in result.stdout, result.stdout
-    assert "No space left on device" in result.stdout
-    after = int(result.stdout.split("StoreError after ")[1].split(" ")[0])
+    output = on_a_tiny_disk(tmp_path, FILL_THE_JOURNAL)
+    assert "StoreError after" in output and ".journal" in output, output
+    assert "No space left on device" in output
+    after = int(output.split("StoreError after ")[1].split(" ")[0])
     assert 5 <= after <= 9, "64 KiB hold six 10 KB answers: the seventh is not written, the eighth raises"
