@@ -52,7 +52,7 @@ async def benchmark(
     # untagged_task_runs).
     unit_tags = (f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags)
     try:
-        with items_collected_ahead():  # report.html's rows, collected as each subflow computes its intervals
+        with items_collected_ahead(len(parsed.units())):  # the last unit's report.html rows
             report = await _evaluate_and_report(parsed, store, benchmark_id, out_dir, unit_tags)
     except BaseException:
         _write_status(store, benchmark_id, parsed.name, "failed")

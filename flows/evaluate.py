@@ -16,7 +16,7 @@ from benchgate.errors import DatasetError, ProviderConfigError
 from benchgate.evaltasks import make_task
 from benchgate.evaltasks.base import EvalTask
 from benchgate.judges import RubricJudging
-from benchgate.report.html.collect import collect_ahead
+from benchgate.report.html.collect import unit_scored
 from benchgate.run.engine import ShardProducer
 from benchgate.run.evaluation import GenerationStats, TaskResult, import_pandas_ahead, summarize
 from benchgate.run.generation import Generation, adopt_head_start
@@ -117,9 +117,9 @@ async def _evaluate(
     if judging is not None:
         scores = judging.complete(scores)
     store.write_scores(benchmark_id, model.id, spec.task, scores)
-    if judging is None:  # judges add metrics after summarize: their unit is collected with the report
-        metrics = [metric.name for metric in eval_task.metrics()]
-        collect_ahead(store, benchmark_id, spec.task, model.id, info.revision, metrics)
+    # Judges add their metrics after summarize: such a unit is collected with the report.
+    metrics = [metric.name for metric in eval_task.metrics()] if judging is None else None
+    unit_scored(store, benchmark_id, spec.task, model.id, info.revision, metrics)
     result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget)
     if judging is not None:
         judging.record(result)

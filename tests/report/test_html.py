@@ -226,7 +226,7 @@ def test_collect_reads_every_scored_item_its_texts_and_the_regressions(run: Run)
 
 
 def test_the_runs_own_page_has_the_items_collect_reads_after_the_run(run: Run) -> None:
-    """The run collected each unit's rows while computing its intervals (ItemsAhead): the same rows."""
+    """The run collected its last unit's rows while computing its intervals (ItemsAhead): the same rows."""
     items, _ = collect(run.store, run.report)
     assert run.page_items == json.loads(json.dumps(items)) and len(items) > 20
 

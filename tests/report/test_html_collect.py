@@ -13,7 +13,7 @@ import pytest
 
 from benchgate import jsonio
 from benchgate.report.html import collect
-from benchgate.report.html.collect import collect_ahead, items_collected_ahead, unit_key
+from benchgate.report.html.collect import items_collected_ahead, unit_key, unit_scored
 from benchgate.store import Store
 from benchgate.store.store import GENERATION_SCHEMA
 from tests.report.stored_runs import TASK, generation, stored_report, write_examples
@@ -69,18 +69,28 @@ def test_a_row_stored_twice_counts_once_the_first_copy_read(store: Store) -> Non
     assert [output for _, _, output, _ in shown(store)] == ["first copy", "4"]
 
 
-def test_rows_collected_ahead_are_those_collect_reads_and_only_for_the_same_unit(store: Store) -> None:
+def test_only_the_last_unit_scored_is_collected_ahead_and_only_its_own_rows_are_used(store: Store) -> None:
     write_part(store, "part-a", [generation(RUN, "m", "i1", "2"), generation(RUN, "m", "i2", "5")])
     report = json.loads(stored_report(store, RUN, {"m": {"i1": 1.0, "i2": 0.0}}).to_json())
     fresh, _ = collect(store, report)
     assert [i["output"] for i in fresh] == ["2", "5"]
     key, other = (unit_key(store, RUN, TASK, "m", "r1", metrics) for metrics in (["f1-score"], ["em"]))
-    with items_collected_ahead() as ahead:
-        collect_ahead(store, RUN, TASK, "m", "r1", ["f1-score"])
+    with items_collected_ahead(2) as ahead:
+        unit_scored(store, RUN, TASK, "m", "r1", ["f1-score"])
+        assert ahead.take(key) is None, "another unit is still running: nothing is held for it"
+    with items_collected_ahead(2) as ahead:
+        unit_scored(store, RUN, TASK, "judged", "r1", None)
+        unit_scored(store, RUN, TASK, "m", "r1", ["f1-score"])
         assert ahead.take(key) == fresh
         assert ahead.take(key) is None, "a unit's rows are taken once"
-        collect_ahead(store, RUN, TASK, "m", "r1", ["f1-score"])
-        collect_ahead(store, RUN, TASK, "m", "r1", ["em"])  # metrics the report does not have
+    with items_collected_ahead(1) as ahead:
+        unit_scored(store, RUN, TASK, "m", "r1", ["f1-score"])
         assert collect(store, report)[0] == fresh
         assert ahead.take(key) is None, "collect took the unit's rows"
+    with items_collected_ahead(1) as ahead:
+        unit_scored(store, RUN, TASK, "m", "r1", ["em"])  # metrics the report does not have
+        assert collect(store, report)[0] == fresh
         assert ahead.take(other) is not None, "rows of another unit stay unused"
+    with items_collected_ahead(1) as ahead:
+        unit_scored(store, RUN, TASK, "m", "r1", None)  # a unit with judges
+        assert ahead.take(key) is None
