@@ -51,9 +51,10 @@ async def benchmark(
     # The subflows carry the tags (people filter by them in the UI), the task runs here do not (see
     # untagged_task_runs).
     unit_tags = (f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags)
+    units = parsed.units()
     try:
-        with items_collected_ahead(len(parsed.units())):  # the last unit's report.html rows
-            report = await _evaluate_and_report(parsed, store, benchmark_id, out_dir, unit_tags)
+        with items_collected_ahead(len(units)):  # the last unit's report.html rows
+            report = await _evaluate_and_report(parsed, units, store, benchmark_id, out_dir, unit_tags)
     except BaseException:
         _write_status(store, benchmark_id, parsed.name, "failed")
         raise
@@ -61,10 +62,14 @@ async def benchmark(
 
 
 async def _evaluate_and_report(
-    parsed: BenchmarkRequest, store: Store, benchmark_id: str, out_dir: str | None, unit_tags: tuple[str, ...]
+    parsed: BenchmarkRequest,
+    units: list[tuple[str, str]],
+    store: Store,
+    benchmark_id: str,
+    out_dir: str | None,
+    unit_tags: tuple[str, ...],
 ) -> dict[str, Any]:
     """The subflows, the pairwise judges, the report, the gate and the published outputs."""
-    units = parsed.units()
     at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
     with tags(*unit_tags):
         if parsed.execution == "work-pool":  # lanes in processes of their own: limits held by the server

@@ -62,8 +62,8 @@ def validate(request: Path = typer.Argument(..., help="Benchmark request (YAML o
 # collection of the whole heap every second: 25 pauses of 0.14-0.26 s in a run of 50,000 items (4 s
 # of 21 s). Collecting the youngest generation every 100,000 allocations lets them die first: at
 # 50,000 items, 21.4 s -> 17.6 s wall at 50,000 allocations, 15.1 -> 14.6 s more at 100,000 (three
-# alternating runs each). Cyclic garbage waits longer for a collection; bench/memory.py's peak is
-# report.html being written, after generation, and stayed at 1,196-1,203 MiB (1,298 at 200,000).
+# alternating runs each). Cyclic garbage waits longer for a collection: bench/memory.py's peak, while
+# report.html is written, was 1,304-1,368 MiB at 100,000 against 1,323 MiB at 50,000.
 RUN_GC_THRESHOLDS = (100_000, 10, 10)
 
 

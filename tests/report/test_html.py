@@ -60,11 +60,9 @@ class Run:
     page_items: list[dict[str, Any]]  # as the run's own report.html holds them
 
 
-def page_data(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    blob = text.split('<script type="application/json" id="benchgate-data">')[1].split("</script>")[0]
-    data: dict[str, Any] = json.loads(blob)
-    return data
+def page_blob(text: str) -> str:
+    """The JSON the page carries, as written."""
+    return text.split('<script type="application/json" id="benchgate-data">')[1].split("</script>")[0]
 
 
 @dataclass
@@ -88,7 +86,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, prefect_server) -> Run:
     assert report_path.exists(), result.stdout + result.stderr
     report = json.loads(report_path.read_text())
     assert report["status"] == "completed", report
-    items = page_data(root / "out" / "report.html")["items"]
+    items = json.loads(page_blob((root / "out" / "report.html").read_text(encoding="utf-8")))["items"]
     return Run(root / "out", Store(str(root / "store")), report, items)
 
 
@@ -235,7 +233,7 @@ def test_write_report_html_writes_one_page_with_the_data_inside(run: Run) -> Non
     path = write_report_html(run.out, run.report, run.store)
     text = path.read_text(encoding="utf-8")
     assert path == run.out / "report.html"
-    blob = text.split('<script type="application/json" id="benchgate-data">')[1].split("</script>")[0]
+    blob = page_blob(text)
     assert "<" not in blob
     assert json.loads(blob)["report"] == run.report
     outside = text.replace(blob, "")
@@ -250,7 +248,7 @@ def test_the_pages_data_is_strict_json_with_null_for_non_finite_numbers(big: int
     scores = {"f1": float("nan"), "em": float("inf"), "rouge": 0.5}
     item = {"id": "x", "scores": scores, "output": "a & <b> ‹é› 😀"}
     text = render_html(report, [item], [{"value": float("-inf")}]).decode()
-    blob = text.split('<script type="application/json" id="benchgate-data">')[1].split("</script>")[0]
+    blob = page_blob(text)
     assert not set("<>&") & set(blob)
     data = json.loads(blob, parse_constant=lambda name: pytest.fail(f"{name} in the page's JSON"))
     assert data["report"] == report
