@@ -14,6 +14,18 @@ class BenchgateError(Exception):
 
     exit_code = EXIT_INVALID
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its arguments and attributes, whatever its constructor takes: the generation
+        process (benchgate/run/generator_process.py) sends its errors to the command this way."""
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[BenchgateError], args: tuple[object, ...], state: dict[str, object]) -> BenchgateError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class RequestError(BenchgateError):
     """The benchmark request (or a rules file) is invalid; carries one line per problem."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -17,9 +18,9 @@ from benchgate.evaltasks import make_task
 from benchgate.evaltasks.base import EvalTask
 from benchgate.judges import RubricJudging
 from benchgate.report.html.collect import unit_scored
-from benchgate.run.engine import ShardProducer
+from benchgate.run import generator_process
 from benchgate.run.evaluation import GenerationStats, TaskResult, import_pandas_ahead, summarize
-from benchgate.run.generation import Generation, adopt_head_start
+from benchgate.run.generation import Generation, HeadStartFailed, ShardSource
 from benchgate.run.preflight import check_sandbox
 from benchgate.spec.request import BenchmarkRequest, ModelSpec
 from benchgate.store import Store
@@ -57,9 +58,7 @@ async def _evaluate(
     check_sandbox(parsed, [spec])
     store = Store(store_url)
     eval_task = make_task(spec, require_isolation=parsed.sandbox == "required")
-    generation = await adopt_head_start(benchmark_id, model_id, task_name, logger)
-    if generation is None:
-        generation = await _start_generation(parsed, model, eval_task, benchmark_id, store)
+    generation = await _open_generation(parsed, model, eval_task, benchmark_id, store, logger)
     if isinstance(generation, DatasetError):
         logger.error("%s: %s", task_name, generation)
         return TaskResult(model.id, spec.task, eval_task.dataset_name, "", failure=str(generation)).to_dict()
@@ -72,7 +71,7 @@ async def _evaluate(
         info.dataset,
         info.revision,
     )
-    producer, shards = generation.producer, generation.shards
+    shards = generation.shards
     stats = GenerationStats()
     async with contextlib.AsyncExitStack() as resources:  # each is closed, even if another fails to
         resources.push_async_callback(generation.aclose)
@@ -82,11 +81,11 @@ async def _evaluate(
             resources.push_async_callback(judging.aclose)
 
         async def run_shard(shard: int) -> pd.DataFrame:
-            examples = await producer.examples(shard)
             # quote() keeps Prefect from walking the argument; Prefect unwraps it before the call.
-            generated = await generate(generation.provider, shard, generation.context, quote(producer))  # type: ignore[call-overload]
+            generated = await generate(model_id, shard, generation.context, quote(generation))  # type: ignore[call-overload]
             if isinstance(generated, ProviderConfigError):
                 raise generated
+            examples = generated.examples
             stats.add(generated.rows, generated.requests, generated.reused)
             scored = await score(  # type: ignore[call-overload]
                 eval_task, shard, quote(examples), quote(generated.rows), store, info.digest, shards[shard]
@@ -97,7 +96,7 @@ async def _evaluate(
 
         import_pandas_ahead()
         reporter = asyncio.create_task(
-            _report_progress(progress, producer, info.n_examples * generation.context.samples)
+            _report_progress(progress, generation, info.n_examples * generation.context.samples)
         )
         resources.callback(reporter.cancel)
         try:
@@ -135,21 +134,45 @@ async def _evaluate(
     return result.to_dict()
 
 
-async def _start_generation(
-    request: BenchmarkRequest, model: ModelSpec, eval_task: EvalTask, benchmark_id: str, store: Store
-) -> Generation | DatasetError:
-    """Without a head start: the examples through their Prefect task (retried), then the producer."""
+async def _open_generation(
+    request: BenchmarkRequest,
+    model: ModelSpec,
+    eval_task: EvalTask,
+    benchmark_id: str,
+    store: Store,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> ShardSource | DatasetError:
+    """The generation `benchgate run` started ahead in its generation process, if any; else the
+    examples through their Prefect task (retried), then a generation started on them: in the
+    generation process under `benchgate run`, here otherwise (a deployment, a work-pool lane)."""
+    process = generator_process.current()
+    task_name = eval_task.spec.task
+    if process is not None:
+        try:
+            started = await process.open(model.id, task_name, None)
+        except HeadStartFailed as error:
+            logger.warning(
+                "%s · %s: generation started ahead failed (%s); starting again", model.id, task_name, error
+            )
+            started = None
+        if started is not None:
+            return started
     info = await load_examples(eval_task, store)
     if isinstance(info, DatasetError):
         return info
+    if process is not None:
+        opened = await process.open(model.id, task_name, info)
+        assert opened is not None and not isinstance(opened, DatasetError)  # the examples are read
+        return opened
     return await Generation.start(request, model, eval_task, info, benchmark_id, store)
 
 
-async def _report_progress(progress: UUID, producer: ShardProducer, total: int) -> None:
+async def _report_progress(progress: UUID, generation: ShardSource, total: int) -> None:
     """The progress artifact every few seconds, by item: a shard is too coarse a step to watch."""
     shown = 0
     while total:
         await asyncio.sleep(PROGRESS_SECONDS)
-        if producer.items_done != shown:
-            shown = producer.items_done
+        done = await generation.items_done()
+        if done != shown:
+            shown = done
             await aupdate_progress_artifact(progress, min(100.0, 100.0 * shown / total))

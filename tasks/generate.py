@@ -7,22 +7,23 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from benchgate.errors import ProviderConfigError
-from benchgate.providers.base import Provider
-from benchgate.run.engine import ShardContext, ShardGenerations, ShardProducer
+from benchgate.run.engine import ShardContext, ShardGenerations
+from benchgate.run.generation import ShardSource
 
 
 @task(
     name="generate",
-    task_run_name="generate · {provider.spec.id} · {context.task} · shard {shard}",
+    task_run_name="generate · {model_id} · {context.task} · shard {shard}",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     retry_jitter_factor=0.5,
     cache_policy=NO_CACHE,
 )
 async def generate(
-    provider: Provider, shard: int, context: ShardContext, producer: ShardProducer
+    model_id: str, shard: int, context: ShardContext, generation: ShardSource
 ) -> ShardGenerations | ProviderConfigError:
-    """The shard's generations, which the producer started ahead of this task (benchgate/run/engine.py).
+    """The shard's generations, which the producer started ahead of this task (benchgate/run/engine.py),
+    here or in the generation process (benchgate/run/generator_process.py).
 
     Each answer is journaled in the store as it arrives, so a killed run loses only requests in
     flight; this task turns the shard's journal into a Parquet part. A retry generates the shard again.
@@ -30,6 +31,6 @@ async def generate(
     not raised: Prefect retries only what may be transient.
     """
     try:
-        return await producer.take(shard)
+        return await generation.take(shard)
     except ProviderConfigError as error:
         return error

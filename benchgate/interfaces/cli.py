@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from prefect import Flow
 
     from benchgate.interfaces.embedded import EmbeddedServer
+    from benchgate.run.generator_process import GeneratorProcess
     from benchgate.spec.request import BenchmarkRequest
 
 
@@ -57,16 +58,6 @@ def validate(request: Path = typer.Argument(..., help="Benchmark request (YAML o
     typer.echo(f"{request}: valid ({len(parsed.models)} models x {len(parsed.tasks)} tasks)")
 
 
-# Each request makes objects (tasks, futures, buffers) that live a few tens of milliseconds. At
-# Python's default thresholds (700, 10, 10) they were collected young, promoted, and so set off a full
-# collection of the whole heap every second: 25 pauses of 0.14-0.26 s in a run of 50,000 items (4 s
-# of 21 s). Collecting the youngest generation every 100,000 allocations lets them die first: at
-# 50,000 items, 21.4 s -> 17.6 s wall at 50,000 allocations, 15.1 -> 14.6 s more at 100,000 (three
-# alternating runs each). Cyclic garbage waits longer for a collection: bench/memory.py's peak, while
-# report.html is written, was 1,304-1,368 MiB at 100,000 against 1,323 MiB at 50,000.
-RUN_GC_THRESHOLDS = (100_000, 10, 10)
-
-
 @contextmanager
 def _kept_out_of_gc() -> Iterator[None]:
     """What `run` imports and sets up before its flow lives as long as the process: the cyclic
@@ -77,6 +68,8 @@ def _kept_out_of_gc() -> Iterator[None]:
     try:
         yield
     finally:
+        from benchgate.run.generator_process import RUN_GC_THRESHOLDS
+
         gc.freeze()
         gc.set_threshold(*RUN_GC_THRESHOLDS)
         gc.enable()
@@ -98,51 +91,77 @@ def run(
 
         # Your own run: held to a policy only when BENCHGATE_POLICY names one.
         parsed = load_request(request, check=request_check(configured_policy(), store or settings().store))
-        quiet_prefect()
-        server = EmbeddedServer.start_if_unconfigured()  # boots while Prefect is imported below
+        # A key in a Prefect Secret block is read through Prefect, hence its server: the generation
+        # process then starts once both are there, not before.
+        keys_need_prefect = any(model.api_key_secret for model in parsed.models)
+        generator = None if keys_need_prefect else _start_generator(parsed, store)
     try:
         with _kept_out_of_gc():
-            from benchgate.run.preflight import preflight
-
-            preflight(parsed)
-            from flows.benchmark import benchmark
-        result = asyncio.run(_run_benchmark(benchmark, parsed, server, out, store))
+            quiet_prefect()
+            server = EmbeddedServer.start_if_unconfigured()  # boots while Prefect is imported below
+            if generator is None and keys_need_prefect:
+                generator = _start_generator(parsed, store)
+        try:
+            with _kept_out_of_gc():
+                from flows.benchmark import benchmark
+            result = asyncio.run(_run_benchmark(benchmark, parsed, generator, server, out, store))
+        finally:
+            if server is not None:
+                server.stop()
     finally:
-        if server is not None:
-            server.stop()
+        if generator is not None:
+            generator.stop()
     print_summary(Report.model_validate(result["report"]), result["exit_code"])
     if out:
         typer.echo(f"outputs in {out}")
     raise typer.Exit(result["exit_code"])
 
 
+def _start_generator(parsed: BenchmarkRequest, store: str | None) -> GeneratorProcess | None:
+    """After the preflight (keys resolve, code can be sandboxed: no model is called otherwise), the
+    generation process, which starts the first models x tasks at once (benchgate/run/generator_process.py).
+    A work-pool run generates in its lanes' processes."""
+    from benchgate.report.build import new_benchmark_id
+    from benchgate.run.generator_process import GeneratorProcess
+    from benchgate.run.preflight import preflight
+
+    keys = preflight(parsed)
+    if parsed.execution != "local":
+        return None
+    return GeneratorProcess.start(parsed, new_benchmark_id(), store, settings().max_concurrent_subflows, keys)
+
+
 async def _run_benchmark(
     benchmark: Flow[..., Coroutine[Any, Any, dict[str, Any]]],
     parsed: BenchmarkRequest,
+    generator: GeneratorProcess | None,
     server: EmbeddedServer | None,
     out: Path | None,
     store: str | None,
 ) -> dict[str, Any]:
-    """The benchmark flow, with the first models x tasks generating before it starts: the temporary
-    server's boot and the flow runs' creation happen while the model answers. (Imports are done by
-    then: in a thread beside a busy event loop they took twice as long and slowed its requests.)"""
+    """The benchmark flow, its subflows generating in the generation process, which started the first
+    models x tasks before the flow: the temporary server's boot and the flow runs' creation happen
+    while the model answers."""
     from benchgate.report.build import new_benchmark_id
-    from benchgate.run.generation import head_starts
-    from benchgate.store import Store
+    from benchgate.run import generator_process
 
-    benchmark_id = new_benchmark_id()
-    async with head_starts(parsed, benchmark_id, Store(store), settings().max_concurrent_subflows):
-        if server is not None:
-            from benchgate.run.evaluation import import_pandas_ahead
+    benchmark_id = generator.benchmark_id if generator is not None else new_benchmark_id()
+    try:
+        with generator_process.generating_in(generator):
+            if server is not None:
+                from benchgate.run.evaluation import import_pandas_ahead
 
-            import_pandas_ahead()  # the client would only wait for the server meanwhile
-            await asyncio.to_thread(server.wait_ready)
-        return await benchmark(
-            parsed.model_dump(mode="json"),
-            out_dir=str(out) if out else None,
-            benchmark_id=benchmark_id,
-            store_url=store,
-        )
+                import_pandas_ahead()  # the client would only wait for the server meanwhile
+                await asyncio.to_thread(server.wait_ready)
+            return await benchmark(
+                parsed.model_dump(mode="json"),
+                out_dir=str(out) if out else None,
+                benchmark_id=benchmark_id,
+                store_url=store,
+            )
+    finally:
+        if generator is not None:
+            await generator.aclose()
 
 
 @app.command()

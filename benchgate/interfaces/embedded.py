@@ -18,7 +18,6 @@ without starting it later (a fresh interpreter spent that time importing the sam
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import http.client
 import os
@@ -77,13 +76,6 @@ def _project_configures_prefect() -> bool:
     return pyproject.exists() and "[tool.prefect" in pyproject.read_text(errors="replace")
 
 
-def _die_with_parent(parent: int) -> None:
-    """A SIGKILLed run must not leave its server behind."""
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the run died before prctl took effect
-        os._exit(0)
-
-
 def _shared_imports() -> None:
     """What both the client and the server import: imported once, before the fork (0.8 s of CPU)."""
     import fastapi.encoders  # noqa: F401  (the client's flow parameters are serialized with it)
@@ -95,7 +87,9 @@ def _serve_forked(port: int, parent: int) -> NoReturn:
     """The server in the forked child: never returns into the client's code, whatever happens."""
     status = 0
     try:
-        _die_with_parent(parent)
+        from benchgate.run.generator_process import die_with_parent
+
+        die_with_parent(parent)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)

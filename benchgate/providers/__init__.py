@@ -8,6 +8,7 @@ check (benchgate.run.validation) reads the same index.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 
 from benchgate.errors import ConfigurationError
 from benchgate.providers.base import Completion, Provider
@@ -36,8 +37,10 @@ def provider_class(name: str) -> type[Provider]:
     return cls
 
 
-def create_provider(spec: ModelSpec) -> Provider:
-    """Resolve the key by reference (env var or Prefect Secret) and build the provider."""
+def create_provider(spec: ModelSpec, api_keys: Mapping[str, str | None] | None = None) -> Provider:
+    """Build the provider with its key: from `api_keys` (model id -> key, resolved by the command
+    before it started the generation process), else resolved by reference (env var or Prefect Secret)."""
     from benchgate.secrets import resolve_api_key
 
-    return provider_class(spec.provider)(spec, resolve_api_key(spec))
+    key = api_keys[spec.id] if api_keys is not None and spec.id in api_keys else resolve_api_key(spec)
+    return provider_class(spec.provider)(spec, key)

@@ -34,9 +34,12 @@ class ShardContext:
 
 @dataclass
 class ShardGenerations:
+    """A shard's generation rows (reused or new), with the examples they answer, for its scoring."""
+
     rows: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     reused: int = 0
+    examples: list[Example] = field(default_factory=list)
 
 
 async def generate_shard(
@@ -302,9 +305,6 @@ class ShardProducer:
             raise self._error
         return started
 
-    async def examples(self, shard: int) -> list[Example]:
-        return (await self._wait(shard)).examples
-
     async def take(self, shard: int) -> ShardGenerations:
         """The shard's generations; its journal becomes a Parquet part. A second call (a Prefect retry
         of the shard's task after a failure) generates the shard again, reusing what the store holds."""
@@ -324,7 +324,7 @@ class ShardProducer:
                     task.cancel()
                 await asyncio.gather(*started.groups, return_exceptions=True)
                 raise
-            outcome = ShardGenerations()
+            outcome = ShardGenerations(examples=started.examples)
             for part in parts:
                 outcome.rows.extend(part.rows)
                 outcome.requests += part.requests
@@ -342,9 +342,11 @@ class ShardProducer:
         examples = [e for group in self._shards[shard] for e in self._read_group(group)]
         writer = self.store.generation_writer(self.provider.spec.id, self.context.task)
         try:
-            return await generate_shard(self.provider, examples, self.context, cached, writer)
+            outcome = await generate_shard(self.provider, examples, self.context, cached, writer)
         finally:
             writer.close()
+        outcome.examples = examples
+        return outcome
 
     async def aclose(self) -> None:
         """Cancel what was started and never taken; finished rows still become Parquet parts."""

@@ -1,8 +1,9 @@
 """A model x task's generation, set up once: its lock on the store, its provider, its producer.
 
-The evaluate subflow takes one per model x task. `benchgate run` starts the first ones itself, before
-its flow runs exist and while a temporary server boots (a head start): the model's first requests
-then go out once the command has imported what it needs, not after the seconds Prefect takes to
+The evaluate subflow takes one per model x task. Under `benchgate run` they live in the generation
+process (benchgate/run/generator_process.py), which starts the first ones itself as soon as it is
+forked, before the command imports Prefect and while a temporary server boots (a head start): the
+model's first requests go out in a fraction of a second, not after the seconds Prefect takes to
 start, and the subflow adopts the generation under way instead of starting its own. The subflow
 still records what people watch (its shards' tasks, progress, artifacts); only the model's first
 answers come earlier.
@@ -12,24 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 from benchgate.errors import DatasetError
 from benchgate.evaltasks import make_task
 from benchgate.evaltasks.base import EvalTask
 from benchgate.providers import create_provider
 from benchgate.providers.base import Provider
-from benchgate.run.engine import ShardContext, ShardProducer
+from benchgate.run.engine import ShardContext, ShardGenerations, ShardProducer
 from benchgate.run.evaluation import ExamplesInfo, plan_shards, prepare_examples
 from benchgate.spec.request import BenchmarkRequest, ModelSpec
 from benchgate.store import Store, partition_name
 
-FIRST_REQUESTS_SECONDS = 2.0  # longest a run waits for its head starts before starting its flow
 HeadStartKey = tuple[str, str, str]  # benchmark id, model id, task name
+ApiKeys = Mapping[str, "str | None"]  # model id -> its key, resolved by the command
 _HEAD_STARTS: ContextVar[dict[HeadStartKey, asyncio.Task[Generation | DatasetError]] | None] = ContextVar(
     "benchgate_head_starts", default=None
 )
@@ -43,6 +44,26 @@ def shards_in_flight(concurrency: int, shard_size: int) -> int:
 def items_ahead(concurrency: int, shard_size: int) -> int:
     """Unfinished requests the producer keeps started: every slot busy, plus items asleep in backoff."""
     return max(16 * concurrency, 2 * shard_size)
+
+
+class ShardSource(Protocol):
+    """What the evaluate subflow drives: a `Generation` here, or one in the generation process."""
+
+    info: ExamplesInfo
+    context: ShardContext
+    shards: list[range]
+    shards_in_flight: int
+
+    async def take(self, shard: int) -> ShardGenerations: ...
+
+    async def items_done(self) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HeadStartFailed(Exception):
+    """The generation started ahead failed (a transient error reading the dataset, say): the
+    subflow starts its own, through its retried tasks."""
 
 
 @dataclass
@@ -66,6 +87,7 @@ class Generation:
         info: ExamplesInfo,
         benchmark_id: str,
         store: Store,
+        api_keys: ApiKeys | None = None,
     ) -> Generation:
         """Waits while another run holds this model x task on the store, then starts generating."""
         spec = eval_task.spec
@@ -81,7 +103,7 @@ class Generation:
             context = ShardContext(
                 benchmark_id, spec.task, info.dataset, info.revision, spec.generations_per_item, request.cache
             )
-            provider = create_provider(model)
+            provider = create_provider(model, api_keys)
             resources.push_async_callback(provider.aclose)
             examples_file = store.open_examples(info.digest)
             resources.callback(examples_file.close)
@@ -106,6 +128,12 @@ class Generation:
         in_flight = shards_in_flight(model.concurrency, shard_items)
         return cls(info, context, provider, shards, in_flight, producer, resources)
 
+    async def take(self, shard: int) -> ShardGenerations:
+        return await self.producer.take(shard)
+
+    async def items_done(self) -> int:
+        return self.producer.items_done
+
     async def aclose(self) -> None:
         """Cancels what was started and never taken (its finished answers stay journaled), closes the
         provider's connections and the examples file, and lets the next run of this model x task in."""
@@ -113,37 +141,37 @@ class Generation:
 
 
 async def _head_start(
-    request: BenchmarkRequest, model: ModelSpec, task_name: str, benchmark_id: str, store: Store
+    request: BenchmarkRequest,
+    model: ModelSpec,
+    task_name: str,
+    benchmark_id: str,
+    store: Store,
+    api_keys: ApiKeys | None,
 ) -> Generation | DatasetError:
     eval_task = make_task(request.task(task_name), require_isolation=request.sandbox == "required")
     try:
         info = await asyncio.to_thread(prepare_examples, store, eval_task)
     except DatasetError as error:  # the subflow reports it, as it would have found it
         return error
-    return await Generation.start(request, model, eval_task, info, benchmark_id, store)
+    return await Generation.start(request, model, eval_task, info, benchmark_id, store, api_keys)
 
 
 @contextlib.asynccontextmanager
 async def head_starts(
-    request: BenchmarkRequest, benchmark_id: str, store: Store, at_once: int
+    request: BenchmarkRequest, benchmark_id: str, store: Store, at_once: int, api_keys: ApiKeys | None = None
 ) -> AsyncIterator[None]:
     """Inside, the first `at_once` models x tasks (those the benchmark flow starts first) generate
-    already: entering waits until they have started (at most FIRST_REQUESTS_SECONDS). A subflow of
-    this benchmark adopts its own with `adopt_head_start`. Those never adopted (the flow failed
-    first) are closed on the way out: their finished answers stay in the store."""
+    already. A subflow of this benchmark adopts its own with `adopt_head_start`. Those never adopted
+    (the flow failed first) are closed on the way out: their finished answers stay in the store."""
     units = request.units()[:at_once] if request.execution == "local" else []
     started = {
         (benchmark_id, model_id, task_name): asyncio.create_task(
-            _head_start(request, request.model(model_id), task_name, benchmark_id, store)
+            _head_start(request, request.model(model_id), task_name, benchmark_id, store, api_keys)
         )
         for model_id, task_name in units
     }
     token = _HEAD_STARTS.set(started)
     try:
-        # Their first requests go out before the flow's start-up takes the interpreter, unless one waits
-        # for another run's lock on its model x task (or a slow download) longer than this.
-        if started:
-            await asyncio.wait(started.values(), timeout=FIRST_REQUESTS_SECONDS)
         yield
     finally:
         _HEAD_STARTS.reset(token)
@@ -155,21 +183,15 @@ async def head_starts(
 
 
 async def adopt_head_start(
-    benchmark_id: str,
-    model_id: str,
-    task_name: str,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    benchmark_id: str, model_id: str, task_name: str
 ) -> Generation | DatasetError | None:
-    """The generation `benchgate run` started for this model x task, or None: there was none, or it
-    failed (a transient error reading the dataset), and the subflow starts its own, with retries."""
+    """The generation started ahead for this model x task, or None when there was none; raises
+    HeadStartFailed when it failed otherwise than on the dataset, which the subflow reports."""
     started = _HEAD_STARTS.get()
     pending = started.pop((benchmark_id, model_id, task_name), None) if started is not None else None
     if pending is None:
         return None
     try:
         return await pending
-    except Exception as error:  # the subflow's own path retries it, and reports it if it lasts
-        logger.warning(
-            "%s · %s: generation started ahead failed (%s); starting again", model_id, task_name, error
-        )
-        return None
+    except Exception as error:
+        raise HeadStartFailed(str(error)) from error

@@ -18,12 +18,13 @@ def check_sandbox(request: BenchmarkRequest, specs: list[TaskSpec]) -> None:
             raise SandboxError(str(error)) from None
 
 
-def preflight(request: BenchmarkRequest) -> None:
+def preflight(request: BenchmarkRequest) -> dict[str, str | None]:
     """Fail before any flow starts when a model's secret cannot be resolved, or model-written code
-    could not run here as `sandbox:` asks (work-pool workers check for themselves)."""
+    could not run here as `sandbox:` asks (work-pool workers check for themselves). Returns each
+    model's key, for the generation process (which does not import Prefect to read a Secret block)."""
     from benchgate.secrets import resolve_api_key
 
-    for model in request.models:
-        resolve_api_key(model)
+    keys = {model.id: resolve_api_key(model) for model in request.models}
     if request.execution == "local":
         check_sandbox(request, request.tasks)
+    return keys

@@ -139,7 +139,8 @@ def test_the_command_exits_without_teardown_after_every_thread_and_exit_handler(
 
 
 def test_run_setup_is_kept_out_of_the_collector_which_is_back_on_even_when_setup_fails() -> None:
-    from benchgate.interfaces.cli import RUN_GC_THRESHOLDS, _kept_out_of_gc
+    from benchgate.interfaces.cli import _kept_out_of_gc
+    from benchgate.run.generator_process import RUN_GC_THRESHOLDS
 
     frozen_before, thresholds = gc.get_freeze_count(), gc.get_threshold()
     try:

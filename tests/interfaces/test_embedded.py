@@ -144,7 +144,7 @@ def test_the_model_answers_while_the_server_starts(unconfigured: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_sigkilled_run_leaves_no_server_behind(unconfigured: Path) -> None:
+def test_a_sigkilled_run_leaves_no_server_and_no_generation_process_behind(unconfigured: Path) -> None:
     with ChatServer(latency=0.5) as chat:
         request = echo_request(unconfigured, chat, "killed", 50)
         env = {**os.environ, "BENCHGATE_STORE": str(unconfigured / "store")}
@@ -156,16 +156,19 @@ def test_a_sigkilled_run_leaves_no_server_behind(unconfigured: Path) -> None:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
-        while not chat.requests and time.monotonic() < deadline and run.poll() is None:
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline and run.poll() is None:
+            children = psutil.Process(run.pid).children()
+            if chat.requests and len(children) == 2:
+                break
             time.sleep(0.05)
-        servers = psutil.Process(run.pid).children()
-        assert chat.requests and run.poll() is None and len(servers) == 1, "the run was not generating"
-        run.send_signal(signal.SIGKILL)  # only the run: its server is not in any group we kill
+        assert chat.requests and run.poll() is None and len(children) == 2, "the run was not generating"
+        run.send_signal(signal.SIGKILL)  # only the run: its children are not in any group we kill
         run.wait()
-        _, alive = psutil.wait_procs(servers, timeout=15)
+        _, alive = psutil.wait_procs(children, timeout=15)
         for process in alive:
             process.kill()
-        assert not alive, "the temporary server outlived its run"
+        assert not alive, "the generation process or the temporary server outlived its run"
 
 
 @pytest.mark.slow

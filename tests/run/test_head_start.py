@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchgate.errors import DatasetError
-from benchgate.run import generation as generation_module
 from benchgate.run.engine import ShardGenerations
-from benchgate.run.generation import Generation, adopt_head_start, head_starts
+from benchgate.run.generation import Generation, HeadStartFailed, adopt_head_start, head_starts
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from tests.support.chat_servers import ChatServer
-
-LOGGER = logging.getLogger("test")
 
 
 def request(
@@ -69,9 +65,9 @@ async def test_a_head_start_generates_before_the_flow_and_its_subflow_adopts_it_
         parsed = request(tmp_path, chat.url, ["m"], ["t"], 30)
         async with head_starts(parsed, "bmk-1", store, at_once=4):
             await until(lambda: chat.count >= 4)  # nothing has adopted it: the command's head start
-            generation = await adopt_head_start("bmk-1", "m", "t", LOGGER)
+            generation = await adopt_head_start("bmk-1", "m", "t")
             assert isinstance(generation, Generation)
-            assert await adopt_head_start("bmk-1", "m", "t", LOGGER) is None, "adopted once"
+            assert await adopt_head_start("bmk-1", "m", "t") is None, "adopted once"
             taken = await take_all(generation)
     rows = [row for shard in taken for row in shard.rows]
     assert sorted(row["example_id"] for row in rows) == sorted(str(i) for i in range(30))
@@ -101,15 +97,15 @@ async def test_only_the_units_the_flow_starts_first_get_a_head_start(tmp_path: P
         parsed = request(tmp_path, chat.url, ["a", "b"], ["t1", "t2"], 3)
         assert parsed.units() == [("a", "t1"), ("b", "t1"), ("a", "t2"), ("b", "t2")]
         async with head_starts(parsed, "bmk-1", store, at_once=2):
-            assert await adopt_head_start("bmk-2", "a", "t1", LOGGER) is None, "another benchmark's"
-            adopted = [await adopt_head_start("bmk-1", m, t, LOGGER) for m, t in parsed.units()]
+            assert await adopt_head_start("bmk-2", "a", "t1") is None, "another benchmark's"
+            adopted = [await adopt_head_start("bmk-1", m, t) for m, t in parsed.units()]
             assert [type(g) for g in adopted] == [Generation, Generation, type(None), type(None)]
             for generation in adopted:
                 if isinstance(generation, Generation):
                     await take_all(generation)
         pooled = request(tmp_path, chat.url, ["a"], ["t1"], 3, execution="work-pool")
         async with head_starts(pooled, "bmk-3", store, at_once=2):  # lanes run in processes of their own
-            assert await adopt_head_start("bmk-3", "a", "t1", LOGGER) is None
+            assert await adopt_head_start("bmk-3", "a", "t1") is None
         assert chat.count == 6
 
 
@@ -118,13 +114,13 @@ async def test_a_dataset_the_head_start_cannot_read_is_the_subflows_to_report(tm
     parsed = request(tmp_path, "http://127.0.0.1:9", ["m"], ["t"], 3)
     (tmp_path / "items.jsonl").unlink()
     async with head_starts(parsed, "bmk-1", store, at_once=4):
-        outcome = await adopt_head_start("bmk-1", "m", "t", LOGGER)
+        outcome = await adopt_head_start("bmk-1", "m", "t")
     assert isinstance(outcome, DatasetError)
     assert "items.jsonl" in str(outcome)
 
 
 async def test_a_head_start_that_fails_otherwise_leaves_the_subflow_to_start_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A transient failure (here the store, once) is the subflow's to retry through its own task."""
     store = Store(str(tmp_path / "store"))
@@ -134,16 +130,15 @@ async def test_a_head_start_that_fails_otherwise_leaves_the_subflow_to_start_aga
         raise OSError("store unavailable")
 
     monkeypatch.setattr(store, "write_examples", failing_write)
-    with caplog.at_level(logging.WARNING, logger="test"):
-        async with head_starts(parsed, "bmk-1", store, at_once=4):
-            assert await adopt_head_start("bmk-1", "m", "t", LOGGER) is None
-    assert "generation started ahead failed (store unavailable); starting again" in caplog.text
+    async with head_starts(parsed, "bmk-1", store, at_once=4):
+        with pytest.raises(HeadStartFailed, match="store unavailable"):
+            await adopt_head_start("bmk-1", "m", "t")
+        assert await adopt_head_start("bmk-1", "m", "t") is None, "the subflow starts its own"
 
 
 async def test_a_model_x_task_another_run_holds_waits_for_it_without_holding_up_the_flow(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(generation_module, "FIRST_REQUESTS_SECONDS", 0.5)
     store = Store(str(tmp_path / "store"))
     loop = asyncio.get_running_loop()
     released = asyncio.Event()
@@ -158,8 +153,8 @@ async def test_a_model_x_task_another_run_holds_waits_for_it_without_holding_up_
         await asyncio.sleep(0.05)
         entering = loop.time()
         async with head_starts(parsed, "bmk-1", store, at_once=4):
-            assert loop.time() - entering < 1.5, "the flow waited for the other run"
-            adopting = asyncio.create_task(adopt_head_start("bmk-1", "m", "t", LOGGER))
+            assert loop.time() - entering < 0.5, "the flow waited for the other run"
+            adopting = asyncio.create_task(adopt_head_start("bmk-1", "m", "t"))
             await asyncio.sleep(0.5)
             assert not adopting.done() and chat.count == 0, "the model x task waits for the other run"
             released.set()

@@ -212,13 +212,12 @@ async def test_a_shard_larger_than_the_bound_is_still_started_whole_for_its_task
         )
         producer.start()
         try:
-            started = await asyncio.wait_for(producer.examples(0), 30)
-            outcome = await producer.take(0)
+            outcome = await asyncio.wait_for(producer.take(0), 30)
         finally:
             await producer.aclose()
             await provider.aclose()
             examples.close()
-    assert len(started) == 30 and outcome.requests == 90 and server.count == 90
+    assert len(outcome.examples) == 30 and outcome.requests == 90 and server.count == 90
 
 
 def echo_rows(examples: list[Example], outputs: dict[str, str]) -> list[dict[str, object]]:

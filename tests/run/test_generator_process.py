@@ -1,0 +1,266 @@
+"""`benchgate run` generates in a process of its own; its subflows drive it over a socket pair.
+
+The process is started from sync code before any event loop, as the command starts it, against a
+chat server in a process of its own: this test process then runs no thread that a fork could copy
+half-way. The command's own path (fork, head start, SIGKILL) is covered end to end in
+tests/interfaces/test_embedded.py and tests/e2e/test_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from benchgate.errors import DatasetError, ProviderConfigError
+from benchgate.evaltasks import make_task
+from benchgate.run import generator_process
+from benchgate.run.evaluation import prepare_examples
+from benchgate.run.generator_process import (
+    GeneratorProcess,
+    GeneratorProcessCrash,
+    GeneratorProcessLost,
+    RemoteGeneration,
+)
+from benchgate.spec.request import BenchmarkRequest
+from benchgate.store import Store
+from tests.support.processes import REPO_ROOT
+
+
+class ChatProcess:
+    """tests/support/chat_servers.py in a process of its own."""
+
+    def __init__(self, *flags: str) -> None:
+        command = [sys.executable, "-m", "tests.support.chat_servers", "--port", "0", *flags]
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = json.loads(self.process.stdout.readline())["url"]
+
+    @property
+    def count(self) -> int:
+        return int(httpx.get(self.url + "/_stats").json()["requests"])
+
+    def reset(self) -> None:
+        httpx.post(self.url + "/_reset")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chat() -> Iterator[ChatProcess]:
+    server = ChatProcess("--latency", "0.02")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def how(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Forked on Linux; a fresh interpreter where forking is unsafe (macOS)."""
+    monkeypatch.setattr(generator_process, "FORK", request.param == "fork")
+    return str(request.param)
+
+
+def echo_request(tmp_path: Path, url: str, n: int, tasks: tuple[str, ...] = ("t",)) -> BenchmarkRequest:
+    items = tmp_path / "items.jsonl"
+    items.write_text(
+        "".join(json.dumps({"id": str(i), "q": f"q{i}", "a": f"echo: q{i}"}) + "\n" for i in range(n))
+    )
+    task = {
+        "dataset": str(items),
+        "id_field": "id",
+        "prompt": "{{ q }}",
+        "target": "a",
+        "metrics": ["exact-match"],
+    }
+    return BenchmarkRequest.model_validate(
+        {
+            "name": "process",
+            "models": [
+                {"id": "m", "provider": "openai-compatible", "base_url": url + "/v1", "concurrency": 4}
+            ],
+            "tasks": [{"task": name, **task, "metrics": ["exact-match"]} for name in tasks],
+        }
+    )
+
+
+def start(request: BenchmarkRequest, store: Path, at_once: int = 4) -> GeneratorProcess:
+    return GeneratorProcess.start(request, "bmk-1", str(store), at_once, {"m": None})
+
+
+async def until(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_the_child_generates_at_once_and_a_subflow_takes_every_shard(
+    tmp_path: Path, chat: ChatProcess, how: str
+) -> None:
+    chat.reset()
+    request = echo_request(tmp_path, chat.url, 250)
+    process = start(request, tmp_path / "store")
+    pid = process.pid
+
+    async def subflow() -> tuple[list[Any], int]:
+        await until(lambda: chat.count > 0)  # nothing has called the child yet: its head start
+        generation = await process.open("m", "t", None)
+        assert isinstance(generation, RemoteGeneration)
+        assert generation.info.n_examples == 250 and generation.shards == [range(0, 3)]
+        taken = [await generation.take(shard) for shard in range(len(generation.shards))]
+        done = await generation.items_done()
+        await generation.aclose()
+        await process.aclose()
+        return taken, done
+
+    try:
+        taken, done = asyncio.run(subflow())
+    finally:
+        process.stop()
+    assert not psutil.pid_exists(pid), "the child exited and was reaped"
+    rows = [row for shard in taken for row in shard.rows]
+    examples = [example for shard in taken for example in shard.examples]
+    assert sorted(row["example_id"] for row in rows) == sorted(str(i) for i in range(250))
+    assert all(
+        row["output"] == f"echo: q{row['example_id']}" and row["benchmark_id"] == "bmk-1" for row in rows
+    )
+    assert [example.example_id for example in examples] == [str(i) for i in range(250)]
+    assert done == 250 and chat.count == 250
+    assert len(Store(str(tmp_path / "store")).reusable_generations("m", "t")) == 250
+
+
+def test_a_unit_without_a_head_start_opens_on_the_examples_the_subflow_read(
+    tmp_path: Path, chat: ChatProcess
+) -> None:
+    chat.reset()
+    request = echo_request(tmp_path, chat.url, 30, tasks=("a", "b"))
+    store = Store(str(tmp_path / "store"))
+    process = start(request, tmp_path / "store", at_once=1)
+
+    async def subflow() -> list[str]:
+        assert await process.open("m", "b", None) is None, "only the first unit was started ahead"
+        info = prepare_examples(store, make_task(request.task("b")))  # what tasks/examples.py does
+        generation = await process.open("m", "b", info)
+        assert isinstance(generation, RemoteGeneration)
+        taken = await generation.take(0)
+        await generation.aclose()
+        await process.aclose()
+        return [row["output"] for row in taken.rows]
+
+    try:
+        outputs = asyncio.run(subflow())
+    finally:
+        process.stop()
+    assert sorted(outputs) == sorted(f"echo: q{i}" for i in range(30))
+    assert len(store.reusable_generations("m", "a")) == 30, (
+        "the head start of a, never opened, kept its answers"
+    )
+
+
+def test_errors_come_back_as_the_command_raises_them(tmp_path: Path) -> None:
+    refusing = ChatProcess("--fault", "401=1")
+    try:
+        request = echo_request(tmp_path, refusing.url, 5, tasks=("t", "gone"))
+        data = request.model_dump(mode="json")
+        data["tasks"][1]["dataset"] = str(tmp_path / "missing.jsonl")
+        process = start(BenchmarkRequest.model_validate(data), tmp_path / "store")
+
+        async def subflow() -> None:
+            generation = await process.open("m", "t", None)
+            assert isinstance(generation, RemoteGeneration)
+            with pytest.raises(ProviderConfigError) as refused:
+                await generation.take(0)
+            assert refused.value.status == 401
+            await generation.aclose()
+            missing = await process.open("m", "gone", None)
+            assert isinstance(missing, DatasetError) and "missing.jsonl" in str(missing)
+            with pytest.raises(GeneratorProcessCrash, match="KeyError"):
+                await process.call("take", ("m", "never opened"), 0)
+            await process.aclose()
+
+        try:
+            asyncio.run(subflow())
+        finally:
+            process.stop()
+    finally:
+        refusing.stop()
+
+
+def test_a_cancelled_take_stops_its_requests(tmp_path: Path) -> None:
+    slow = ChatProcess("--latency", "0.2")
+    try:
+        request = echo_request(tmp_path, slow.url, 200)
+        process = start(request, tmp_path / "store")
+
+        async def subflow() -> tuple[int, int]:
+            generation = await process.open("m", "t", None)
+            assert isinstance(generation, RemoteGeneration)
+            taking = asyncio.create_task(generation.take(0))
+            await until(lambda: slow.count >= 8)
+            taking.cancel()
+            await asyncio.gather(taking, return_exceptions=True)
+            await asyncio.sleep(0.5)  # the requests in flight at the cancel end
+            asked = slow.count
+            await asyncio.sleep(0.6)
+            await generation.aclose()
+            await process.aclose()
+            return asked, slow.count
+
+        try:
+            asked, later = asyncio.run(subflow())
+        finally:
+            process.stop()
+        assert asked == later < 200
+    finally:
+        slow.stop()
+
+
+def test_a_child_that_dies_fails_the_calls_waiting_on_it(tmp_path: Path, chat: ChatProcess) -> None:
+    request = echo_request(tmp_path, chat.url, 10)
+    process = start(request, tmp_path / "store")
+    pid = process.pid
+
+    async def subflow() -> None:
+        generation = await process.open("m", "t", None)
+        assert isinstance(generation, RemoteGeneration)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(GeneratorProcessLost):
+            await generation.take(0)
+        with pytest.raises(GeneratorProcessLost):
+            await generation.items_done()
+
+    try:
+        asyncio.run(subflow())
+    finally:
+        process.stop()
+
+
+def test_a_command_that_stops_before_its_flow_stops_the_child_and_keeps_its_answers(
+    tmp_path: Path, chat: ChatProcess
+) -> None:
+    """The command failed between the fork and its flow: stop() alone closes the head start."""
+    chat.reset()
+    request = echo_request(tmp_path, chat.url, 40)
+    process = start(request, tmp_path / "store")
+    pid = process.pid
+    deadline = time.monotonic() + 20
+    while chat.count < 40 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.stop()
+    assert not psutil.pid_exists(pid)
+    store = Store(str(tmp_path / "store"))
+    assert len(store.reusable_generations("m", "t")) == 40
+    assert list((tmp_path / "store").rglob("*.parquet")), "the journal became a Parquet part"
