@@ -54,6 +54,7 @@ STOP_TIMEOUT_SECONDS = 30.0  # for the child to close its generations (Parquet p
 # report.html is written, was 1,304-1,368 MiB at 100,000 against 1,323 MiB at 50,000.
 RUN_GC_THRESHOLDS = (100_000, 10, 10)
 _HEADER = struct.Struct("!Q")
+_LIBC = ctypes.CDLL(None)
 _CURRENT: ContextVar[GeneratorProcess | None] = ContextVar("benchgate_generator_process", default=None)
 UnitKey = tuple[str, str]  # model id, task name
 
@@ -118,20 +119,26 @@ async def _read(reader: asyncio.StreamReader) -> Any:
 class RemoteGeneration:
     """A model x task's generation in the generation process, as the evaluate subflow drives it."""
 
-    def __init__(self, process: GeneratorProcess, key: UnitKey, opened: _Opened) -> None:
+    def __init__(self, process: GeneratorProcess, key: UnitKey, opened: _Opened, store: Store) -> None:
         self._process, self._key = process, key
         self.info, self.context = opened.info, opened.context
         self.shards, self.shards_in_flight = opened.shards, opened.shards_in_flight
+        self._examples = store.open_examples(opened.info.digest)
 
     async def take(self, shard: int) -> ShardGenerations:
-        result: ShardGenerations = await self._process.call("take", self._key, shard)
-        return result
+        """The shard's rows from the child; its examples read here, from the store (see `_taken`)."""
+        taken: ShardGenerations = await self._process.call("take", self._key, shard)
+        taken.examples = [
+            example for group in self.shards[shard] for example in self._examples.read_group(group)
+        ]
+        return taken
 
     async def items_done(self) -> int:
         done: int = await self._process.call("progress", self._key)
         return done
 
     async def aclose(self) -> None:
+        self._examples.close()
         await self._process.call("close", self._key)
 
 
@@ -139,9 +146,15 @@ class GeneratorProcess:
     """The command's side: starts the child, sends it calls, and stops it."""
 
     def __init__(
-        self, benchmark_id: str, sock: socket.socket, pid: int | None, spawned: subprocess.Popen[bytes] | None
+        self,
+        benchmark_id: str,
+        store: Store,
+        sock: socket.socket,
+        pid: int | None,
+        spawned: subprocess.Popen[bytes] | None,
     ) -> None:
         self.benchmark_id = benchmark_id
+        self._store = store
         self._sock, self._pid, self._spawned = sock, pid, spawned
         self._writer: asyncio.StreamWriter | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -178,12 +191,12 @@ class GeneratorProcess:
                 ours.close()
                 _child(theirs, setup, parent)
             theirs.close()
-            return cls(benchmark_id, ours, pid, None)
+            return cls(benchmark_id, Store(store_url), ours, pid, None)
         command = [sys.executable, "-m", "benchgate.run.generator_process", str(theirs.fileno())]
         spawned = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         theirs.close()
         ours.sendall(b"".join(_frame(setup)))
-        return cls(benchmark_id, ours, None, spawned)
+        return cls(benchmark_id, Store(store_url), ours, None, spawned)
 
     async def open(
         self, model_id: str, task_name: str, info: ExamplesInfo | None
@@ -195,7 +208,7 @@ class GeneratorProcess:
         opened = await self.call("open", key, info)
         if opened is None or isinstance(opened, DatasetError):
             return opened
-        return RemoteGeneration(self, key, opened)
+        return RemoteGeneration(self, key, opened, self._store)
 
     async def call(self, *message: Any) -> Any:
         """Send a call and wait for its answer; its error is raised here. Cancelling the caller
@@ -295,7 +308,7 @@ class _Generations:
             return await self._open(key, *args)
         generation = self.opened[key]
         if operation == "take":
-            return await generation.take(*args)
+            return _taken(await generation.take(*args))
         if operation == "progress":
             return await generation.items_done()
         if operation == "close":
@@ -336,6 +349,24 @@ class _Generations:
         self.opened.clear()
 
 
+def _return_freed_memory() -> None:
+    """Give the heap freed by a taken shard back to the system. Its rows and examples go once sent,
+    but glibc keeps what they held: the child stayed at its high-water mark (630 MiB in
+    bench/memory.py) while the command built its report, and the two peaks added up."""
+    with contextlib.suppress(AttributeError, OSError):  # not glibc (musl, macOS): nothing to do
+        _LIBC.malloc_trim(0)
+
+
+def _taken(shard: ShardGenerations) -> ShardGenerations:
+    """What crosses the socket of a taken shard: its rows without their prompt, which no reader of a
+    taken shard needs (it is in the journal and the Parquet part), and without its examples, which
+    the command reads from the store. Both are the dataset's text again (a CNN/DailyMail article
+    twice per item): sent, they took the child to 1.1 GB in bench/memory.py, the command's own peak
+    plus the pickles."""
+    rows = [{name: value for name, value in row.items() if name != "prompt"} for row in shard.rows]
+    return ShardGenerations(rows, shard.requests, shard.reused)
+
+
 async def _serve(sock: socket.socket, setup: _Setup) -> None:
     """Answer the command's calls until it closes its end; then close everything it did not."""
     store = Store(setup.store_url)
@@ -355,6 +386,8 @@ async def _serve(sock: socket.socket, setup: _Setup) -> None:
                 running.pop(call, None)
             writer.writelines(reply)
             await writer.drain()
+            if operation in ("take", "close"):
+                _return_freed_memory()
 
         try:
             while True:

@@ -139,7 +139,9 @@ def test_the_child_generates_at_once_and_a_subflow_takes_every_shard(
     )
     assert [example.example_id for example in examples] == [str(i) for i in range(250)]
     assert done == 250 and chat.count == 250
-    assert len(Store(str(tmp_path / "store")).reusable_generations("m", "t")) == 250
+    stored = Store(str(tmp_path / "store")).reusable_generations("m", "t")
+    assert len(stored) == 250, "each answer in the store"
+    assert all(row["prompt"] for row in stored.values()), "the prompt stays there, though not sent back"
 
 
 def test_a_unit_without_a_head_start_opens_on_the_examples_the_subflow_read(
