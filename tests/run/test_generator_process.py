@@ -139,9 +139,11 @@ def test_the_child_generates_at_once_and_a_subflow_takes_every_shard(
     )
     assert [example.example_id for example in examples] == [str(i) for i in range(250)]
     assert done == 250 and chat.count == 250
-    stored = Store(str(tmp_path / "store")).reusable_generations("m", "t")
+    stored = Store(str(tmp_path / "store")).read_generations("m", "t")
     assert len(stored) == 250, "each answer in the store"
-    assert all(row["prompt"] for row in stored.values()), "the prompt stays there, though not sent back"
+    assert all(row["prompt"] == f'[{{"role":"user","content":"q{row["example_id"]}"}}]' for row in stored), (
+        "the prompt stays there, though not sent back"
+    )
 
 
 def test_a_unit_without_a_head_start_opens_on_the_examples_the_subflow_read(
