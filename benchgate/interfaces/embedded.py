@@ -1,14 +1,14 @@
-"""The temporary Prefect server of `benchgate run` when none is configured, started before anything else.
+"""The temporary Prefect server of `benchgate run` when none is configured, started as early as it can.
 
 Without a server, Prefect starts its own temporary one on the first flow call: the run waits for it
 (seconds of start-up, most of it the server importing itself) after paying for importing the server
 in the client too, and that server runs services a run of minutes never uses. Started here, as the
-first thing the command does, the server boots in its own process while the client imports the
-benchmark's modules and the model answers its first requests (benchgate/run/generation.py). It
-records into the same database (PREFECT_HOME) as Prefect's own temporary server, with the services
-of a temporary server minus those that react to or stream events (no automation or UI subscriber
-can be attached to a server that lives as long as one run). Flow runs, task runs, logs and
-artifacts are recorded as ever; events are not persisted.
+first thing the command does after forking its generation process, the server boots in its own
+process while the client imports the benchmark's modules and the model answers its first requests
+(benchgate/run/generator_process.py). It records into the same database (PREFECT_HOME) as Prefect's
+own temporary server, with the services of a temporary server minus those that react to or stream
+events (no automation or UI subscriber can be attached to a server that lives as long as one run).
+Flow runs, task runs, logs and artifacts are recorded as ever; events are not persisted.
 
 On Linux the server process is forked from the client once the client has imported Prefect's core
 (which both need): the server imports only its own part, which saves 0.8 s of CPU of every cold run
