@@ -45,7 +45,7 @@ async def compare(
     task = make_task(spec, require_isolation=request.sandbox == "required")
     info = await asyncio.to_thread(prepare_examples, store, task)
     with store.open_examples(info.digest) as file:
-        examples = [e for group in range(info.n_shards) for e in file.read_group(group)]
+        examples = file.read_groups(range(info.n_shards))
     scores = store.read_scores(benchmark_id, result["model_id"], task_name)
     if scores is not None:  # items that already erred are not judged (nor counted twice)
         scored = set(scores["example_id"])

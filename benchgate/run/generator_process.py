@@ -128,9 +128,7 @@ class RemoteGeneration:
     async def take(self, shard: int) -> ShardGenerations:
         """The shard's rows from the child; its examples read here, from the store (see `_taken`)."""
         taken: ShardGenerations = await self._process.call("take", self._key, shard)
-        taken.examples = [
-            example for group in self.shards[shard] for example in self._examples.read_group(group)
-        ]
+        taken.examples = self._examples.read_groups(self.shards[shard])
         return taken
 
     async def items_done(self) -> int:

@@ -372,6 +372,10 @@ class ExampleFile:
             for r in rows
         ]
 
+    def read_groups(self, groups: Iterable[int]) -> list[Example]:
+        """The examples of several row groups (a shard, or the whole file), in order."""
+        return [example for group in groups for example in self.read_group(group)]
+
     def close(self) -> None:
         self._parquet.close()
         self._handle.close()
