@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -109,21 +109,21 @@ class ChunkJournal:
 
 
 def orphan_chunks(
-    entries: Iterable[dict[str, Any]], own_stem: str, older_than_seconds: float
+    entries: Iterable[dict[str, Any]], live_writers: Collection[str], older_than_seconds: float
 ) -> dict[str, list[str]]:
-    """Other writers' chunks, by writer, whose newest chunk is older than the threshold: killed, most likely.
+    """Chunks of writers not in `live_writers` (writer ids: this process's open writers), by writer,
+    whose newest chunk is older than the threshold: killed, most likely.
 
-    A writer still alive but silent that long is folded in too: its own part later repeats those rows,
-    which readers count once, so a wrong guess costs storage, never an answer.
+    A writer of another process still alive but silent that long is folded in too: its own part later
+    repeats those rows, which readers count once, so a wrong guess costs storage, never an answer.
     """
     chunks: dict[str, list[str]] = {}
     newest: dict[str, datetime] = {}
-    own = own_stem.rsplit("/", 1)[-1]
     for entry in entries:
         name = entry["name"]
         match = _CHUNK.fullmatch(name.rsplit("/", 1)[-1])
         modified = entry.get("LastModified")
-        if match is None or f"part-{match['writer']}" == own or not isinstance(modified, datetime):
+        if match is None or match["writer"] in live_writers or not isinstance(modified, datetime):
             continue
         writer = match["writer"]
         chunks.setdefault(writer, []).append(name)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import fsspec
 import numpy as np
@@ -391,10 +391,15 @@ class GenerationWriter:
     """Journals finished generations (locally at the end of the event-loop turn they arrived in, on
     an object store in small batches); `close` turns them into a Parquet part."""
 
+    # Writers of this process with chunks still to be discarded: alive, however long they were silent
+    # (a shard generated ahead waits for its task), so no other writer here folds their chunks.
+    _open_chunk_writers: ClassVar[set[str]] = set()
+
     def __init__(self, store: Store, directory: str) -> None:
         self.store = store
         self.directory = directory
-        self.stem = f"{directory}/part-{uuid.uuid4().hex}"
+        self.writer_id = uuid.uuid4().hex
+        self.stem = f"{directory}/part-{self.writer_id}"
         self.part_path = f"{self.stem}.parquet"
         self.journal_path = f"{self.stem}.journal"
         self.rows: list[dict[str, Any]] = []
@@ -412,6 +417,7 @@ class GenerationWriter:
             self._chunks = ChunkJournal(
                 store.fs, self.stem, options.journal_batch_rows, options.journal_batch_seconds
             )
+            self._open_chunk_writers.add(self.writer_id)
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -452,14 +458,16 @@ class GenerationWriter:
             if self.rows:
                 self.store._write_table(self.part_path, generation_table(self.rows))
         except BaseException:
-            if self._chunks is not None:  # what the part could not hold stays journaled
+            if self._chunks is not None:  # what the part could not hold stays journaled, to be folded
                 self._chunks.flush()
+                self._open_chunk_writers.discard(self.writer_id)
             raise
         if self._journal is not None:
             self._journal.close()
             self.store.fs.rm(self.journal_path)
         if self._chunks is not None:
             self._chunks.discard()
+            self._open_chunk_writers.discard(self.writer_id)
             self._fold_orphans()
 
     def _fold_orphans(self) -> None:
@@ -467,11 +475,19 @@ class GenerationWriter:
 
         The part is written before any chunk is removed, under a new name, so a writer that was only
         slow, or a second writer folding the same chunks, costs a duplicate that readers count once.
+        A writer killed after writing its own part and before removing its chunks left rows the part
+        already holds: those chunks are only removed.
         """
         try:
             entries = self.store.fs.ls(self.directory, detail=True)
-            orphans = orphan_chunks(entries, self.stem, settings().journal_orphan_seconds)
-            for names in orphans.values():
+            present = {entry["name"].rsplit("/", 1)[-1] for entry in entries}
+            orphans = orphan_chunks(
+                entries, {self.writer_id, *self._open_chunk_writers}, settings().journal_orphan_seconds
+            )
+            for writer, names in orphans.items():
+                if f"part-{writer}.parquet" in present:
+                    self.store.fs.rm(names)
+                    continue
                 rows: list[dict[str, Any]] = []
                 for name in names:
                     with suppress(FileNotFoundError):  # folded by another writer meanwhile

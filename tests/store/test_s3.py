@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from benchgate.interfaces.api_runs import Submissions
 from benchgate.report.history import read_history
 from benchgate.store import Store
+from benchgate.store.journal import ChunkJournal
 from benchgate.store.store import GENERATION_SCHEMA
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import ChatServer
@@ -249,3 +251,36 @@ def test_api_submissions_history_and_a_batched_journal_on_s3(moto: Moto, monkeyp
     assert len(store.read_generations("m", "t")) == 6
     writer.close()
     assert generation_objects(store, "t", "m") == [writer.part_path.rsplit("/", 1)[-1]]
+
+    # Chunks left by a writer of another process killed between its part and their removal: the next
+    # writer to close removes them without folding them into a second part. A writer of this process
+    # that was only silent that long (a shard generated ahead waits for its task) is not folded at all.
+    monkeypatch.setenv("BENCHGATE_JOURNAL_ORPHAN_SECONDS", "0.5")
+    directory = store.generations_dir("m", "t")
+    killed_stem = f"{directory}/part-{uuid.uuid4().hex}"
+    killed = ChunkJournal(store.fs, killed_stem, 4, 60.0)
+    killed_rows = [{**row, "cache_key": f"killed{n}", "created_at": "2026-01-02T00:00:00"} for n in range(8)]
+    for killed_row in killed_rows:
+        killed.append(killed_row)
+    store._write_table(f"{killed_stem}.parquet", pa.Table.from_pylist(killed_rows, GENERATION_SCHEMA))
+    alive = store.generation_writer("m", "t")
+    for number in range(4):
+        alive.append({**row, "cache_key": f"alive{number}", "created_at": "2026-01-03T00:00:00"})
+    assert sum(".journal-" in name for name in generation_objects(store, "t", "m")) == 3
+    time.sleep(1.6)  # older than the orphan threshold, at S3's one-second LastModified
+    later = store.generation_writer("m", "t")
+    later.append({**row, "cache_key": "later", "created_at": "2026-01-04T00:00:00"})
+    later.close()
+    chunks = [name for name in generation_objects(store, "t", "m") if ".journal-" in name]
+    assert chunks == [f"{alive.stem.rsplit('/', 1)[-1]}.journal-000000.jsonl"], chunks
+    alive.close()
+    names = generation_objects(store, "t", "m")
+    stored = [
+        key
+        for name in names
+        for key in pq.read_table(store.fs.open(f"{directory}/{name}", "rb"), schema=GENERATION_SCHEMA)
+        .column("cache_key")
+        .to_pylist()
+    ]
+    expected = [f"k{n}" for n in range(6)] + [f"killed{n}" for n in range(8)] + ["later"]
+    assert sorted(stored) == sorted(expected + [f"alive{n}" for n in range(4)]), "every row stored once"
