@@ -125,15 +125,17 @@ class Store:
 
         A truncated or garbage file (a crash mid-copy, a full disk, a hand edit) must not fail every
         later run: it goes to quarantine/ and whatever it held is regenerated or reported missing.
-        `schema` reads a file of an older layout with the current columns (missing ones null); without
-        it the file is read as it is, by `ParquetFile`, which reads a file of many row groups (the
-        examples file has one per 100 examples) for a third of the CPU of the dataset reader.
+        `schema` reads a file of an older layout with the current columns (missing ones null). Both
+        read through `ParquetFile`, which reads a file of many row groups (the examples file has one
+        per 100 examples) for a third of the CPU of the dataset reader, and spares a cached rerun
+        importing that reader (0.3 s before its first shard).
         """
         try:
             with self.fs.open(path, "rb") as handle:
+                file = pq.ParquetFile(handle)
                 if schema is None:
-                    return pq.ParquetFile(handle).read(columns=columns)
-                return pq.read_table(handle, columns=columns, schema=schema)
+                    return file.read(columns=columns)
+                return _conformed(file, schema, columns)
         except (pa.ArrowException, OSError) as error:
             if not self.fs.exists(path):
                 raise
@@ -498,6 +500,21 @@ class GenerationWriter:
                 self.store.fs.rm(names)
         except (OSError, StoreError) as error:  # leftovers stay readable data: a later writer folds them
             logger.warning("store: cannot fold leftover journal chunks in %s: %s", self.directory, error)
+
+
+def _conformed(file: pq.ParquetFile, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    """`columns` of `schema` (all by default) from `file`: each cast to the schema's type, null where
+    the file has no such column."""
+    fields = [schema.field(name) for name in (columns or schema.names)]
+    present = set(file.schema_arrow.names)
+    table = file.read(columns=[field.name for field in fields if field.name in present])
+    arrays = [
+        table.column(field.name).cast(field.type)
+        if field.name in present
+        else pa.nulls(file.metadata.num_rows, field.type)
+        for field in fields
+    ]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def generation_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -57,6 +57,32 @@ def test_a_truncated_generation_part_is_quarantined_named_and_the_rest_still_rea
     assert set(store.reusable_generations("m", "qa")) == {"k-q-1"}, "the lost answer is asked again"
 
 
+def test_a_part_of_an_older_layout_reads_as_the_dataset_reader_reads_it_without_importing_it(
+    tmp_path: Path,
+) -> None:
+    """Missing columns are nulls and narrower types are cast, as `pq.read_table(schema=...)` gives, in
+    a fresh interpreter that never imports pyarrow.dataset (a cached rerun's first shard waited on it)."""
+    script = """
+import sys
+import pyarrow as pa, pyarrow.parquet as pq
+from benchgate.store import Store
+from benchgate.store.store import GENERATION_SCHEMA
+root = sys.argv[1]
+older = pa.table({"cache_key": ["a", "b"], "output": ["x", None], "latency_ms": pa.array([1, 2], pa.int32())})
+pq.write_table(older, root + "/generations/model=m/task=qa/part-old.parquet")
+store = Store(root)
+rows = store.read_generations("m", "qa")
+chosen = store.read_generations("m", "qa", columns=["output", "latency_ms"])
+assert "pyarrow.dataset" not in sys.modules
+expected = pq.read_table(root + "/generations/model=m/task=qa/part-old.parquet", schema=GENERATION_SCHEMA)
+assert rows == expected.to_pylist(), rows
+assert chosen == [{"output": "x", "latency_ms": 1.0}, {"output": None, "latency_ms": 2.0}], chosen
+"""
+    (tmp_path / "generations" / "model=m" / "task=qa").mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
 def test_garbage_examples_are_quarantined_and_materialised_again(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     examples = [Example(f"q-{i}", [{"role": "user", "content": str(i)}], ["a"]) for i in range(5)]
