@@ -462,14 +462,14 @@ class GenerationWriter:
         except BaseException:
             if self._chunks is not None:  # what the part could not hold stays journaled, to be folded
                 self._chunks.flush()
-                self._open_chunk_writers.discard(self.writer_id)
             raise
+        finally:
+            self._open_chunk_writers.discard(self.writer_id)  # done writing, whichever way it went
         if self._journal is not None:
             self._journal.close()
             self.store.fs.rm(self.journal_path)
         if self._chunks is not None:
             self._chunks.discard()
-            self._open_chunk_writers.discard(self.writer_id)
             self._fold_orphans()
 
     def _fold_orphans(self) -> None:
@@ -483,9 +483,8 @@ class GenerationWriter:
         try:
             entries = self.store.fs.ls(self.directory, detail=True)
             present = {entry["name"].rsplit("/", 1)[-1] for entry in entries}
-            orphans = orphan_chunks(
-                entries, {self.writer_id, *self._open_chunk_writers}, settings().journal_orphan_seconds
-            )
+            live = {self.writer_id, *self._open_chunk_writers}  # its own chunks may still be listed
+            orphans = orphan_chunks(entries, live, settings().journal_orphan_seconds)
             for writer, names in orphans.items():
                 if f"part-{writer}.parquet" in present:
                     self.store.fs.rm(names)
