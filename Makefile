@@ -60,8 +60,11 @@ lint: dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Two xdist workers: most tests wait on servers and subprocesses, so two keep both cores busy; the tests
+# that start Prefect workers or time limits are one group, run in turn (tests/support/prefect_workers.py).
+TEST_WORKERS ?= 2
 test: dev system-deps browser-deps postgres-deps lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 server: install
 	$(BIN)/benchgate server

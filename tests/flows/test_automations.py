@@ -24,9 +24,9 @@ import yaml
 from deployments.automations import apply_automations
 from tests.conftest import REPO_ROOT
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import ensure_pool, prefect_cli, wait_for
+from tests.support.prefect_workers import SERIAL_WITH_WORKERS, ensure_pool, prefect_cli, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SERIAL_WITH_WORKERS]
 
 DATA = REPO_ROOT / "benchgate" / "data"
 

@@ -22,8 +22,9 @@ from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.interfaces.server import TOKEN, ApiServer
 from tests.support.chat_servers import ChatServer
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import Worker, ensure_pool, prefect_cli, wait_for
+from tests.support.prefect_workers import SERIAL_WITH_WORKERS, Worker, ensure_pool, prefect_cli, wait_for
 
+pytestmark = SERIAL_WITH_WORKERS
 POOL = "benchgate"  # the pool prefect.yaml names
 
 

@@ -18,9 +18,9 @@ import yaml
 
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import Worker, deploy_worker_entry
+from tests.support.prefect_workers import SERIAL_WITH_WORKERS, Worker, deploy_worker_entry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SERIAL_WITH_WORKERS]
 
 POOL = "benchgate-test-fanout"
 DEPLOYMENT = "evaluate/fanout-test"

@@ -27,7 +27,9 @@ from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 from tests.support.arrivals import burst, starts_within
 from tests.support.chat_servers import ChatServer, Reply
+from tests.support.prefect_workers import SERIAL_WITH_WORKERS
 
+pytestmark = SERIAL_WITH_WORKERS
 CONCURRENCY_API = (
     "increment_concurrency_slots",
     "increment_concurrency_slots_with_lease",

@@ -10,12 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from tests.support.prefect_server import PrefectServer
 from tests.support.processes import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = REPO_ROOT / "examples" / "custom" / "support.jsonl"
 T = TypeVar("T")
+# `make test` runs the suite on two xdist workers (--dist loadgroup). Tests that start Prefect workers or
+# time a model's limits are one group: they run one after another on one worker, never two at once, so
+# their process start-ups and paced arrivals compete with at most one other test, as they were tuned for.
+SERIAL_WITH_WORKERS = pytest.mark.xdist_group("prefect-workers")
 
 
 def support_tasks(letters: str, target: str, items: int) -> list[dict[str, Any]]:
