@@ -61,10 +61,12 @@ lint: dev
 	$(BIN)/mypy
 
 # Two xdist workers: most tests wait on servers and subprocesses, so two keep both cores busy; the tests
-# that start Prefect workers or time limits are one group, run in turn (tests/support/prefect_workers.py).
+# that start Prefect workers or time limits run one at a time (tests/conftest.py:serial_with_workers).
+# worksteal, not loadgroup/loadfile: those key tests by node id, and schemathesis gives one id to every
+# operation of a fuzz test, so they silently ran one of four.
 TEST_WORKERS ?= 2
 test: dev system-deps browser-deps postgres-deps lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 server: install
 	$(BIN)/benchgate server

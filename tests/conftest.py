@@ -15,6 +15,7 @@ A copy whose sha256 differs from tests/reference/manifest.json fails the test ev
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -68,6 +69,43 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("test data", sep="=", yellow=True)
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def serial_with_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under pytest-xdist, the tests that ask for this run one at a time across workers (a lock file
+    in the run's shared temporary directory); in one process they are one at a time anyway."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    lock = tmp_path_factory.getbasetemp().parent / "serial-with-workers.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The one-at-a-time tests first: with `--dist worksteal` they then fall to one worker, which takes
+    them in turn while the other runs the rest, instead of both waiting on the lock near the end."""
+    items.sort(key=lambda item: "serial_with_workers" not in getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A green run must have an outcome for every test it collected: a test that never ran must not
+    pass for one that did (xdist's node-id schedulers ran one of schemathesis's four same-id tests)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or session.exitstatus != 0 or hasattr(session.config, "workerinput"):
+        return
+    outcomes = sum(len(reporter.stats.get(kind, [])) for kind in ("passed", "skipped", "xfailed", "xpassed"))
+    if outcomes < session.testscollected:
+        reporter.write_line(
+            f"{session.testscollected} tests collected but only {outcomes} outcomes reported", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

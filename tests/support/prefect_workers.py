@@ -18,10 +18,10 @@ from tests.support.processes import stop_group
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = REPO_ROOT / "examples" / "custom" / "support.jsonl"
 T = TypeVar("T")
-# `make test` runs the suite on two xdist workers (--dist loadgroup). Tests that start Prefect workers or
-# time a model's limits are one group: they run one after another on one worker, never two at once, so
-# their process start-ups and paced arrivals compete with at most one other test, as they were tuned for.
-SERIAL_WITH_WORKERS = pytest.mark.xdist_group("prefect-workers")
+# Tests that start Prefect workers or time a model's limits: on two xdist workers they still run one at a
+# time (tests/conftest.py:serial_with_workers), and first, so that they compete with at most one other
+# test for the cores, as they were tuned for.
+SERIAL_WITH_WORKERS = pytest.mark.usefixtures("serial_with_workers")
 
 
 def support_tasks(letters: str, target: str, items: int) -> list[dict[str, Any]]:
