@@ -83,6 +83,35 @@ assert chosen == [{"output": "x", "latency_ms": 1.0}, {"output": None, "latency_
     assert done.returncode == 0, done.stderr.decode()
 
 
+def test_generation_rows_become_the_table_pyarrow_would_convert_without_importing_pandas() -> None:
+    """Each column type with and without nulls, text beyond ASCII, one row and none: the same table as
+    `Table.from_pylist`, the reference conversion, built without importing pandas (pyarrow's
+    conversion of Python objects does, and held the generation process's loop at its first part)."""
+    script = r"""
+import sys
+import pyarrow as pa
+from benchgate.store.store import GENERATION_SCHEMA, generation_table
+def row(i):
+    return {
+        "cache_key": f"k{i}", "benchmark_id": "b", "model_id": "m", "example_id": f"e{i}",
+        "sample_index": i % 3, "prompt": "q \u00fc\u2028\n" * (i % 4),
+        "output": None if i % 5 == 0 else f"a \U0001f600 {i}",
+        "error": None if i % 7 else "boom", "reusable": None if i % 6 == 0 else i % 2 == 0,
+        "latency_ms": None if i % 4 == 0 else i / 3, "input_tokens": None if i % 3 == 0 else 2**40 + i,
+        "output_tokens": i, "attempts": 1,
+    }
+rows = [row(i) for i in range(50)]
+tables = [generation_table(rows), generation_table(rows[1:2]), generation_table([])]
+assert "pandas" not in sys.modules
+for table, chosen in zip(tables, [rows, rows[1:2], []]):
+    table.validate(full=True)
+    expected = pa.Table.from_pylist(chosen, schema=GENERATION_SCHEMA)
+    assert table.equals(expected), (table.slice(0, 3).to_pylist(), expected.slice(0, 3).to_pylist())
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
 def test_garbage_examples_are_quarantined_and_materialised_again(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     examples = [Example(f"q-{i}", [{"role": "user", "content": str(i)}], ["a"]) for i in range(5)]
