@@ -501,6 +501,12 @@ class GenerationWriter:
             logger.warning("store: cannot fold leftover journal chunks in %s: %s", self.directory, error)
 
 
+def _typed(column: pa.ChunkedArray, type_: pa.DataType) -> pa.ChunkedArray:
+    """`column` as `type_`; cast only when an older layout stored another type: a cast imports
+    pyarrow.compute (65 ms), which a rerun's generation process otherwise never needs."""
+    return column if column.type == type_ else column.cast(type_)
+
+
 def _conformed(file: pq.ParquetFile, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
     """`columns` of `schema` (all by default) from `file`: each cast to the schema's type, null where
     the file has no such column."""
@@ -508,7 +514,7 @@ def _conformed(file: pq.ParquetFile, schema: pa.Schema, columns: list[str] | Non
     present = set(file.schema_arrow.names)
     table = file.read(columns=[field.name for field in fields if field.name in present])
     arrays = [
-        table.column(field.name).cast(field.type)
+        _typed(table.column(field.name), field.type)
         if field.name in present
         else pa.nulls(file.metadata.num_rows, field.type)
         for field in fields
@@ -569,12 +575,14 @@ def _column(values: list[Any], type_: pa.DataType) -> pa.Array:
 
 
 def _utf8_column(values: list[bytes], validity: pa.Buffer | None = None, nulls: int = 0) -> pa.Array:
-    """A string column of encoded values (b"" where `validity` says null), without conversion."""
+    """A string column of encoded values (b"" where `validity` says null), without conversion; its
+    32-bit offsets are checked here, as a cast would (which imports pyarrow.compute, 65 ms)."""
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum([len(value) for value in values], out=offsets[1:])
-    data = pa.py_buffer(b"".join(values))
-    column = pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), data, validity, nulls)
-    return column.cast(pa.string())  # raises, as conversion would, past 2 GiB in one row group
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise pa.ArrowCapacityError(f"{offsets[-1]} bytes of text in one row group's column (2 GiB at most)")
+    data, ends = pa.py_buffer(b"".join(values)), pa.py_buffer(offsets.astype(np.int32))
+    return pa.StringArray.from_buffers(len(values), ends, data, validity, nulls)
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
