@@ -75,6 +75,19 @@ def test_completed_reports_are_recorded_once_each_and_read_back_in_time_order(st
     assert only_f1["value"].tolist() == [81.0, 80.0]
 
 
+def test_an_unreadable_history_file_is_quarantined_and_the_others_still_read(store: Store) -> None:
+    append_report(store, report("bmk-000000000001", "2024-01-01T02:00:00Z", 81.0, 0.41))
+    append_report(store, report("bmk-000000000002", "2024-01-02T02:00:00Z", 80.0, 0.40))
+    garbage = Path(store.path("history", "bmk-000000000002.parquet"))
+    garbage.write_bytes(b"not parquet")
+    history = read_history(store)
+    assert history["benchmark_id"].tolist() == ["bmk-000000000001"] * 2
+    assert not garbage.exists()
+    assert [p.name.split(".parquet.")[0] for p in Path(store.path("quarantine")).rglob("*.parquet.*")] == [
+        "bmk-000000000002"
+    ]
+
+
 def test_empty_store_has_an_empty_history(store: Store) -> None:
     assert read_history(store).empty
     assert trend(read_history(store)) == []
