@@ -98,7 +98,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """A green run must have an outcome for every test it collected: a test that never ran must not
     pass for one that did (xdist's node-id schedulers ran one of schemathesis's four same-id tests)."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or session.exitstatus != 0 or hasattr(session.config, "workerinput"):
+    if reporter is None or session.exitstatus != 0 or session.config.option.collectonly:
+        return
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller counts
         return
     outcomes = sum(len(reporter.stats.get(kind, [])) for kind in ("passed", "skipped", "xfailed", "xpassed"))
     if outcomes < session.testscollected:
