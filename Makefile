@@ -61,7 +61,8 @@ lint: dev
 	$(BIN)/mypy
 
 # Two xdist workers: most tests wait on servers and subprocesses, so two keep both cores busy; the tests
-# that start Prefect workers or time limits run one at a time (tests/conftest.py:serial_with_workers).
+# that start Prefect workers or time limits run one at a time (tests/conftest.py:serial_with_workers),
+# and those marked `alone` with no other test beside them (tests/conftest.py:_machine).
 # worksteal, not loadgroup/loadfile: those key tests by node id, and schemathesis gives one id to every
 # operation of a fuzz test, so they silently ran one of four.
 TEST_WORKERS ?= 2

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,26 +72,47 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-@pytest.fixture
-def serial_with_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Under pytest-xdist, the tests that ask for this run one at a time across workers (a lock file
-    in the run's shared temporary directory); in one process they are one at a time anyway."""
+@contextmanager
+def _across_workers(tmp_path_factory: pytest.TempPathFactory, name: str, operation: int) -> Iterator[None]:
+    """`flock(operation)` on a lock file in the xdist run's shared temporary directory; nothing in one
+    process, where tests run one at a time anyway."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         yield
         return
-    lock = tmp_path_factory.getbasetemp().parent / "serial-with-workers.lock"
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with (tmp_path_factory.getbasetemp().parent / name).open("a") as handle:
+        fcntl.flock(handle, operation)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@pytest.fixture(autouse=True)
+def _machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests marked `alone` have the machine to themselves: they assert that processes started by
+    Prefect workers overlapped in time, which the other xdist worker's load could stagger (CI saw two
+    lanes 10 s apart). They take this lock exclusively; every other test takes it shared."""
+    alone = request.node.get_closest_marker("alone") is not None
+    with _across_workers(tmp_path_factory, "machine.lock", fcntl.LOCK_EX if alone else fcntl.LOCK_SH):
+        yield
+
+
+@pytest.fixture
+def serial_with_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests that ask for this run one at a time across xdist workers."""
+    with _across_workers(tmp_path_factory, "serial-with-workers.lock", fcntl.LOCK_EX):
+        yield
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The one-at-a-time tests first: with `--dist worksteal` they then fall to one worker, which takes
     them in turn while the other runs the rest, instead of both waiting on the lock near the end."""
-    items.sort(key=lambda item: "serial_with_workers" not in getattr(item, "fixturenames", ()))
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("alone") is None
+            and "serial_with_workers" not in getattr(item, "fixturenames", ())
+        )
+    )
 
 
 @pytest.hookimpl(trylast=True)

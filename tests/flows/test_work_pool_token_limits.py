@@ -26,9 +26,9 @@ from tests.conftest import cli_env, run_cli
 from tests.support.arrivals import burst
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
 from tests.support.prefect_server import PrefectServer
-from tests.support.prefect_workers import SERIAL_WITH_WORKERS, Worker, deploy_worker_entry, support_tasks
+from tests.support.prefect_workers import Worker, deploy_worker_entry, support_tasks
 
-pytestmark = [pytest.mark.slow, SERIAL_WITH_WORKERS]
+pytestmark = [pytest.mark.slow, pytest.mark.alone]  # asserts its processes overlapped in time
 
 POOL = "benchgate-test-tokens"
 DEPLOYMENT = "evaluate/tokens-test"
