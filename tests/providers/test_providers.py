@@ -393,6 +393,7 @@ async def test_instances_of_one_model_share_the_concurrency(server, make):
     assert server.max_in_flight == 3
 
 
+@pytest.mark.alone  # each gap between arrivals is timed: another test's load could stagger them
 async def test_requests_per_minute_are_paced_evenly(server, make):
     provider = make(server, concurrency=8, rate_limit={"requests_per_minute": 600})  # one per 0.1 s
     await asyncio.gather(*(provider.complete(example(i), 0) for i in range(6)))
