@@ -189,6 +189,8 @@ class GeneratorProcess:
                 ours.close()
                 _child(theirs, setup, parent)
             theirs.close()
+            if os.environ.get("BG_NICE"):
+                os.nice(int(os.environ["BG_NICE"]))
             return cls(benchmark_id, Store(store_url), ours, pid, None)
         command = [sys.executable, "-m", "benchgate.run.generator_process", str(theirs.fileno())]
         spawned = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
@@ -385,7 +387,7 @@ async def _serve(sock: socket.socket, setup: _Setup) -> None:
             writer.writelines(reply)
             await writer.drain()
             if operation in ("take", "close"):
-                _return_freed_memory()
+                await asyncio.to_thread(_return_freed_memory)  # up to 11 ms, GIL released
 
         try:
             while True:

@@ -13,6 +13,7 @@ import fcntl
 import io
 import json
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -396,6 +397,9 @@ class GenerationWriter:
     # Writers of this process with chunks still to be discarded: alive, however long they were silent
     # (a shard generated ahead waits for its task), so no other writer here folds their chunks.
     _open_chunk_writers: ClassVar[set[str]] = set()
+    # Writers close on threads (ShardProducer.take): two folding the same leftovers at once would each
+    # write them as a part. One at a time, the second finds them gone.
+    _folding: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, store: Store, directory: str) -> None:
         self.store = store
@@ -470,7 +474,8 @@ class GenerationWriter:
             self.store.fs.rm(self.journal_path)
         if self._chunks is not None:
             self._chunks.discard()
-            self._fold_orphans()
+            with self._folding:
+                self._fold_orphans()
 
     def _fold_orphans(self) -> None:
         """Chunks of killed writers of this model x task become a Parquet part, then are removed.
@@ -481,9 +486,11 @@ class GenerationWriter:
         already holds: those chunks are only removed.
         """
         try:
+            # Who is live is read before the listing: a writer that leaves the set has written its
+            # part, so the listing shows that part (writers close on threads, see ShardProducer.take).
+            live = {self.writer_id, *self._open_chunk_writers}  # its own chunks may still be listed
             entries = self.store.fs.ls(self.directory, detail=True)
             present = {entry["name"].rsplit("/", 1)[-1] for entry in entries}
-            live = {self.writer_id, *self._open_chunk_writers}  # its own chunks may still be listed
             orphans = orphan_chunks(entries, live, settings().journal_orphan_seconds)
             for writer, names in orphans.items():
                 if f"part-{writer}.parquet" in present:
