@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect import task
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports 
 async def judge(
     judging: RubricJudging,
     shard: int,
-    examples: list[Example],
+    examples: Sequence[Example],
     rows: list[dict[str, Any]],
     scores: pd.DataFrame,
 ) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect import task
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports 
 async def score(
     eval_task: EvalTask,
     shard: int,
-    examples: list[Example],
+    examples: Sequence[Example],
     rows: list[dict[str, Any]],
     store: Store,
     examples_digest: str,

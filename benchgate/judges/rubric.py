@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,7 +51,7 @@ class RubricJudging:
         return cls(request, task, benchmark_id, store, dataset)
 
     async def judge_shard(
-        self, examples: list[Example], rows: list[dict[str, Any]], scores: pd.DataFrame
+        self, examples: Sequence[Example], rows: list[dict[str, Any]], scores: pd.DataFrame
     ) -> pd.DataFrame:
         """The shard's scores with a column per rubric (the mean over epochs, percent of the scale); an
         item whose verdict is missing or unreadable is a judge error: left out, as errored items are."""

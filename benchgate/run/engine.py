@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -39,7 +39,7 @@ class ShardGenerations:
     rows: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     reused: int = 0
-    examples: list[Example] = field(default_factory=list)
+    examples: Sequence[Example] = field(default_factory=list)
 
 
 async def generate_shard(

@@ -9,6 +9,7 @@ import json
 import math
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,7 @@ def score_key(task: EvalTask, examples_digest: str, groups: range, rows: list[di
 
 
 def score_shard_reusing(
-    store: Store, task: EvalTask, key: str, examples: list[Example], rows: list[dict[str, Any]]
+    store: Store, task: EvalTask, key: str, examples: Sequence[Example], rows: list[dict[str, Any]]
 ) -> pd.DataFrame:
     """The shard's scores from the store when the same outputs were scored before, else scored now
     and stored: a rerun with every answer cached recomputes nothing."""
@@ -111,7 +112,7 @@ def _item_sample(row: dict[str, Any]) -> tuple[str, int]:
     return row["example_id"], int(row["sample_index"])
 
 
-def score_shard(task: EvalTask, examples: list[Example], rows: list[dict[str, Any]]) -> pd.DataFrame:
+def score_shard(task: EvalTask, examples: Sequence[Example], rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Per-item scores for the items whose every sample was generated; errored items are left out."""
     by_example: dict[str, list[dict[str, Any]]] = {}
     for row in rows:

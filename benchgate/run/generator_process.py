@@ -126,9 +126,10 @@ class RemoteGeneration:
         self._examples = store.open_examples(opened.info.digest)
 
     async def take(self, shard: int) -> ShardGenerations:
-        """The shard's rows from the child; its examples read here, from the store (see `_taken`)."""
+        """The shard's rows from the child; its examples are read here, from the store, when its
+        scoring needs them (see `_taken`)."""
         taken: ShardGenerations = await self._process.call("take", self._key, shard)
-        taken.examples = self._examples.read_groups(self.shards[shard])
+        taken.examples = self._examples.shard(self.shards[shard])
         return taken
 
     async def items_done(self) -> int:

@@ -15,10 +15,10 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import fsspec
 import numpy as np
@@ -357,14 +357,17 @@ class Store:
 
 class ExampleFile:
     """An examples file held open: its footer (every row group's metadata) is parsed once, not per
-    row group read, which at 500 row groups made reading them all quadratic."""
+    row group read, which at 500 row groups made reading them all quadratic. Shards' scoring threads
+    read it too (`ShardExamples`): one read at a time."""
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
         self._parquet = pq.ParquetFile(handle)
+        self._reading = threading.Lock()
 
     def read_group(self, group: int) -> list[Example]:
-        rows = self._parquet.read_row_group(group).to_pylist()
+        with self._reading:
+            rows = self._parquet.read_row_group(group).to_pylist()
         return [
             Example(
                 r["example_id"],
@@ -379,6 +382,10 @@ class ExampleFile:
         """The examples of several row groups (a shard, or the whole file), in order."""
         return [example for group in groups for example in self.read_group(group)]
 
+    def shard(self, groups: range) -> ShardExamples:
+        """The examples of `groups`, read when first used."""
+        return ShardExamples(self, groups)
+
     def close(self) -> None:
         self._parquet.close()
         self._handle.close()
@@ -388,6 +395,37 @@ class ExampleFile:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class ShardExamples(Sequence[Example]):
+    """A shard's examples, read from its examples file the first time they are used. A shard whose
+    scores are reused never needs them: a cached rerun of 5,000 items read them all for nothing."""
+
+    def __init__(self, file: ExampleFile, groups: range) -> None:
+        self._file, self._groups = file, groups
+        self._examples: list[Example] | None = None
+        self._reading = threading.Lock()
+
+    def _read(self) -> list[Example]:
+        with self._reading:
+            if self._examples is None:
+                self._examples = self._file.read_groups(self._groups)
+            return self._examples
+
+    @overload
+    def __getitem__(self, index: int) -> Example: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Example]: ...
+
+    def __getitem__(self, index: int | slice) -> Example | Sequence[Example]:
+        return self._read()[index]
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
 
 
 class GenerationWriter:

@@ -33,6 +33,7 @@ from benchgate.run.generator_process import (
     GeneratorProcessLost,
     RemoteGeneration,
 )
+from benchgate.spec.example import Example
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from tests.support.processes import REPO_ROOT
@@ -115,24 +116,25 @@ def test_the_child_generates_at_once_and_a_subflow_takes_every_shard(
     process = start(request, tmp_path / "store")
     pid = process.pid
 
-    async def subflow() -> tuple[list[Any], int]:
+    async def subflow() -> tuple[list[Any], list[Example], int]:
         await until(lambda: chat.count > 0)  # nothing has called the child yet: its head start
         generation = await process.open("m", "t", None)
         assert isinstance(generation, RemoteGeneration)
         assert generation.info.n_examples == 250 and generation.shards == [range(0, 3)]
         taken = [await generation.take(shard) for shard in range(len(generation.shards))]
+        # Read from the store when first used, as scoring does: while the generation is open.
+        examples = [example for shard in taken for example in shard.examples]
         done = await generation.items_done()
         await generation.aclose()
         await process.aclose()
-        return taken, done
+        return taken, examples, done
 
     try:
-        taken, done = asyncio.run(subflow())
+        taken, examples, done = asyncio.run(subflow())
     finally:
         process.stop()
     assert not psutil.pid_exists(pid), "the child exited and was reaped"
     rows = [row for shard in taken for row in shard.rows]
-    examples = [example for shard in taken for example in shard.examples]
     assert sorted(row["example_id"] for row in rows) == sorted(str(i) for i in range(250))
     assert all(
         row["output"] == f"echo: q{row['example_id']}" and row["benchmark_id"] == "bmk-1" for row in rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -253,3 +254,37 @@ def test_unchanged_outputs_reuse_the_stored_scores(tmp_path: Path, monkeypatch: 
     assert score_key(task, "qa-digest", range(0, 1), failed) != key
     assert score_key(task, "other-digest", range(0, 1), rows) != key
     assert len(list(Path(store.root).glob("score-cache/*/*.parquet"))) == 1
+
+
+def test_a_shard_whose_scores_are_reused_never_reads_its_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command reads a shard's examples from the store only to score it: a cached rerun does not."""
+    store = Store(str(tmp_path / "store"))
+    task = make_task(TaskSpec(task="question-answering", dataset="squad-v2"))
+    store.write_examples("qa-digest", qa_examples(30), shard_size=10)
+    rows = echo_rows(qa_examples(20), {f"q{i}": f"echo: question {i}" for i in range(20)})
+    key = score_key(task, "qa-digest", range(0, 2), rows)
+    with store.open_examples("qa-digest") as file:
+        expected = file.read_groups(range(0, 2))
+        reads: list[range] = []
+        read_groups = file.read_groups
+
+        def noting(groups: range) -> list[Example]:
+            reads.append(groups)
+            return read_groups(groups)
+
+        monkeypatch.setattr(file, "read_groups", noting)
+        first = score_shard_reusing(store, task, key, file.shard(range(0, 2)), rows)
+        assert reads == [range(0, 2)], "a new shard is scored from its examples, read once"
+        assert list(first["exact-match"]) == [100.0] * 20
+
+        again = score_shard_reusing(store, task, key, file.shard(range(0, 2)), rows)
+        assert reads == [range(0, 2)], "reused scores need no examples"
+        pd.testing.assert_frame_equal(first, again)
+
+        shard = file.shard(range(0, 2))  # scoring threads of two shards may read at once
+        with ThreadPoolExecutor(4) as pool:
+            seen = list(pool.map(lambda _: list(shard), range(4)))
+        assert seen == [expected] * 4 and len(shard) == 20 and shard[3] == expected[3]
+        assert reads == [range(0, 2), range(0, 2)]
