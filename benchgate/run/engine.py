@@ -331,11 +331,11 @@ class ShardProducer:
                 outcome.reused += part.reused
             return outcome
         finally:
+            self._started.pop(shard, None)  # a taken shard's rows and examples must not outlive it (memory)
             if started is not None:
                 # The Parquet part (12-50 ms for 1,000 rows) is written off the event loop, which
                 # goes on sending and reading the next shards' requests meanwhile.
                 await asyncio.to_thread(started.writer.close)
-            self._started.pop(shard, None)  # a taken shard's rows and examples must not outlive it (memory)
 
     async def _regenerate(self, shard: int) -> ShardGenerations:
         cached = self.cached
