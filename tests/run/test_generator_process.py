@@ -162,6 +162,9 @@ def test_a_unit_without_a_head_start_opens_on_the_examples_the_subflow_read(
         generation = await process.open("m", "b", info)
         assert isinstance(generation, RemoteGeneration)
         taken = await generation.take(0)
+        # The head start of a may still be sending (its examples are read on a thread, b's here):
+        # what is asserted below is that its answers outlive the close, so let them all arrive.
+        await until(lambda: len(store.reusable_generations("m", "a")) == 30)
         await generation.aclose()
         await process.aclose()
         return [row["output"] for row in taken.rows]
