@@ -190,8 +190,6 @@ class GeneratorProcess:
                 ours.close()
                 _child(theirs, setup, parent)
             theirs.close()
-            if os.environ.get("BG_NICE"):
-                os.nice(int(os.environ["BG_NICE"]))
             return cls(benchmark_id, Store(store_url), ours, pid, None)
         command = [sys.executable, "-m", "benchgate.run.generator_process", str(theirs.fileno())]
         spawned = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
