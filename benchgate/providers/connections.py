@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import ssl
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from python_socks import ProxyError as SocksProxyError
 from yarl import URL
 
 from benchgate.errors import ConfigurationError
@@ -24,6 +26,8 @@ from benchgate.errors import ConfigurationError
 KEEPALIVE_EXPIRY_SECONDS = 5.0  # idle connections older than this are not reused
 HTTP_PROXY_SCHEMES = frozenset({"http", "https"})
 SOCKS_PROXY_SCHEMES = frozenset({"socks4", "socks5", "socks5h"})
+# Refused, reset, dropped or malformed connections, proxies included (timeouts are caught before these).
+TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, SocksProxyError)
 
 
 @functools.cache
@@ -76,16 +80,60 @@ def environment_proxy(url: URL) -> URL | None:
     return parsed
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A response read to its end."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """An attempt that got no response: the connection failed or timed out (and was closed)."""
+
+    cause: str
+    timed_out: bool = False
+    abandoned: bool = False  # timed out after the request was sent: the server may still be working on it
+
+
 @dataclass
 class Route:
-    """A session for one base URL, and what each request through it passes (its HTTP proxy, if any)."""
+    """A session for one base URL, the timeouts of its requests, and what each passes (its HTTP
+    proxy, if any)."""
 
     session: aiohttp.ClientSession
+    timeout: aiohttp.ClientTimeout
     request_options: dict[str, Any] = field(default_factory=dict)
 
+    async def post(self, target: URL, content: bytes, headers: dict[str, str]) -> Answer | Unanswered:
+        """One POST of `content`. Redirects are not followed: a redirect is the item's error, never
+        re-sent, nor the key."""
+        try:
+            async with self.session.post(
+                target,
+                data=content,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                **self.request_options,
+            ) as response:
+                return Answer(response.status, response.headers, await response.read())
+        except aiohttp.ServerTimeoutError as error:
+            # aiohttp has closed the connection: one whose response was not read to the end is never reused.
+            return Unanswered(
+                f"timeout after {self.timeout.sock_read:g}s ({type(error).__name__})",
+                timed_out=True,
+                abandoned=not isinstance(error, aiohttp.ConnectionTimeoutError),
+            )
+        except TRANSPORT_ERRORS as error:
+            return Unanswered(f"connection error ({type(error).__name__}: {error})")
 
-def open_route(url: str, max_connections: int, headers: dict[str, str]) -> Route:
-    """A keep-alive session of up to `max_connections` connections for requests to `url`.
+
+def open_route(url: str, max_connections: int, headers: dict[str, str], timeout: float = 60.0) -> Route:
+    """A keep-alive session of up to `max_connections` connections for requests to `url`, whose
+    connect (at most 10 s) and each read are bounded by `timeout`.
 
     `headers` go with every request and must hold no secret: aiohttp also sends a session's
     headers to an HTTP proxy in its CONNECT request, where the proxy would read them. Call it inside
@@ -94,6 +142,7 @@ def open_route(url: str, max_connections: int, headers: dict[str, str]) -> Route
     target = URL(url)
     proxy = environment_proxy(target)
     tls = "https" in (target.scheme, proxy.scheme if proxy is not None else None)
+    timeouts = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 10.0), sock_read=timeout)
     pooling: dict[str, Any] = {
         "limit": max_connections,
         "limit_per_host": 0,
@@ -112,10 +161,10 @@ def open_route(url: str, max_connections: int, headers: dict[str, str]) -> Route
             rdns=proxy.scheme == "socks5h",
             **pooling,
         )
-        return Route(_session(connector, headers))
+        return Route(_session(connector, headers), timeouts)
     session = _session(aiohttp.TCPConnector(**pooling), headers)
     # Credentials stay in the proxy URL: aiohttp sends them as Proxy-Authorization, and only to the proxy.
-    return Route(session, {"proxy": proxy} if proxy is not None else {})
+    return Route(session, timeouts, {"proxy": proxy} if proxy is not None else {})
 
 
 def _session(connector: aiohttp.BaseConnector, headers: dict[str, str]) -> aiohttp.ClientSession:

@@ -24,6 +24,9 @@ becomes a Completion; everything that decides whether an item costs one call or 
   provider instance (benchgate.providers.connections) holding as many keep-alive connections as
   the model's concurrency, its fixed headers set once on the session: httpx/httpcore cost about
   three times the CPU per request.
+- That transport is imported with the first instance, not with the classes: `benchgate run` reads the
+  classes to check a request (reserved params, base URLs) and sends nothing itself; its generation
+  process does. aiohttp and its TLS context cost 0.15-0.25 s of the command's start-up otherwise.
 """
 
 from __future__ import annotations
@@ -38,21 +41,21 @@ import time
 from abc import abstractmethod
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from uuid import UUID
-
-import aiohttp
-from python_socks import ProxyError as SocksProxyError
-from yarl import URL
 
 from benchgate import __version__, jsonio
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
 from benchgate.providers.base import Completion, Provider
-from benchgate.providers.connections import Route, environment_proxy, open_route
 from benchgate.providers.limits import limiter_for
 from benchgate.providers.shared_limits import ServerLimiter, held_by_server
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
+
+if TYPE_CHECKING:
+    from yarl import URL
+
+    from benchgate.providers.connections import Route
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +63,6 @@ CONFIG_STATUSES = frozenset({401, 403, 404})
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
 ERROR_MESSAGE_CHARS = 200
 Outcome = Literal["config", "item", "transient"]
-# Refused, reset, dropped or malformed connections, proxies included (timeouts are caught before these).
-TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, SocksProxyError)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,10 @@ class HttpProvider(Provider):
     retry_policy: RetryPolicy = RetryPolicy()
 
     def __init__(self, spec: ModelSpec, api_key: str | None) -> None:
+        from yarl import URL
+
+        from benchgate.providers.connections import environment_proxy
+
         super().__init__(spec, api_key)
         if self.needs_key and not api_key:
             raise ConfigurationError(
@@ -174,8 +179,6 @@ class HttpProvider(Provider):
         self._headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
         self._route: Route | None = None  # opened by the first request, in the loop that sends it
         self._urls: dict[str, URL] = {}
-        connect = min(spec.timeout, 10.0)
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=spec.timeout)
         self._ghosts: dict[asyncio.TimerHandle, UUID | None] = {}  # each with its server lease, if any
         self._releasing: set[asyncio.Task[None]] = set()
 
@@ -276,28 +279,15 @@ class HttpProvider(Provider):
                 await asyncio.sleep(wait)
 
     async def _attempt(self, url: str, content: bytes, estimate: float) -> Completion | _Failure:
+        from benchgate.providers.connections import Answer  # loaded with the instance: a lookup here
+
         route = self._route or self._open_route()
         target = self._urls.get(url) or self._target(url)
-        try:
-            async with route.session.post(
-                target,
-                data=content,
-                headers=self._headers,
-                timeout=self._timeout,
-                allow_redirects=False,  # a redirect is the item's error: never re-sent, nor the key
-                **route.request_options,
-            ) as response:
-                body = await response.read()
-        except aiohttp.ServerTimeoutError as error:
-            # aiohttp has closed the connection: one whose response was not read to the end is never reused.
-            return _Failure(
-                f"timeout after {self.spec.timeout:g}s ({type(error).__name__})",
-                timed_out=True,
-                abandoned=not isinstance(error, aiohttp.ConnectionTimeoutError),
-            )
-        except TRANSPORT_ERRORS as error:
-            return _Failure(f"connection error ({type(error).__name__}: {self._scrub(str(error))})")
-        status = response.status
+        response = await route.post(target, content, self._headers)
+        if not isinstance(response, Answer):
+            cause = self._scrub(response.cause)
+            return _Failure(cause, timed_out=response.timed_out, abandoned=response.abandoned)
+        status, body = response.status, response.body
         if status < 300:
             try:
                 data = jsonio.loads(body)
@@ -337,6 +327,8 @@ class HttpProvider(Provider):
 
     def _target(self, url: str) -> URL:
         """`url` exactly as the provider built it (its own percent-encoding kept), parsed once."""
+        from yarl import URL
+
         target = URL(url, encoded=True)
         if len(self._urls) < 256:
             self._urls[url] = target
@@ -345,8 +337,10 @@ class HttpProvider(Provider):
     def _open_route(self) -> Route:
         """The session, with the headers that carry no secret; the key and the model's own headers
         (`self._headers`) go with each request only, never to a proxy's CONNECT."""
+        from benchgate.providers.connections import open_route
+
         headers = {"accept": "*/*", "accept-encoding": "identity", "user-agent": f"benchgate/{__version__}"}
-        self._route = open_route(self.base_url, self.spec.concurrency, headers)
+        self._route = open_route(self.base_url, self.spec.concurrency, headers, self.spec.timeout)
         return self._route
 
     def _scrub(self, text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,43 @@ def test_validate_imports_only_what_validation_needs() -> None:
     """Start-up: validating a request must not pay for Prefect, pandas, Arrow or the ROUGE stack."""
     loaded = top_level_modules_after(VALIDATE)
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def http_model_request(path: Path, params: dict[str, object]) -> Path:
+    """A request whose one model is served over HTTP (openai-compatible), with `params`."""
+    model = {
+        "id": "served",
+        "provider": "openai-compatible",
+        "model": "m",
+        "base_url": "http://127.0.0.1:9/v1",
+    }
+    tasks = [{"task": "question-answering", "dataset": "squad-v2", "limit": 5}]
+    path.write_text(
+        json.dumps({"name": "http model", "models": [{**model, "params": params}], "tasks": tasks})
+    )
+    return path
+
+
+def test_checking_a_request_for_an_http_model_leaves_its_transport_to_the_generation_process(
+    tmp_path: Path,
+) -> None:
+    """The command reads the provider's class (its reserved params, its base URL) and sends nothing:
+    aiohttp and its TLS context (0.15-0.25 s) are imported by the process that sends, not before it
+    is forked. The reserved params are still checked."""
+    valid = http_model_request(tmp_path / "valid.json", {"temperature": 0})
+    loaded = top_level_modules_after(VALIDATE.replace("examples/quickstart.yaml", str(valid)))
+    assert "benchgate" in loaded and "yarl" not in loaded and "aiohttp" not in loaded, sorted(loaded)
+
+    reserved = http_model_request(tmp_path / "reserved.json", {"messages": []})
+    result = subprocess.run(
+        [sys.executable, "-m", "benchgate", "validate", str(reserved)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "models[0].params.messages: set by the openai-compatible provider itself" in result.stderr
 
 
 def test_the_run_path_does_not_import_pandas_before_the_first_request() -> None:
