@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo install dev system-deps browser-deps postgres-deps test lint server deploy automations bench clean
+.PHONY: demo install compile dev system-deps browser-deps postgres-deps test lint server deploy automations bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
+
+# pip compiles what it installs, but an editable install leaves our own modules as sources: compiled
+# here (only what changed), as a wheel's install would, they are not compiled again by every process
+# that imports them where the environment sets PYTHONDONTWRITEBYTECODE (a .pyc is still read then).
+compile: install
+	$(BIN)/python -m compileall -q benchgate flows tasks scorers deployments
 
 dev: $(VENV)/.dev-installed
 
@@ -51,7 +57,7 @@ postgres-deps:
 	  ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq postgresql) >/dev/null 2>&1 \
 	    || echo "warning: could not install postgresql (apt-get install postgresql): the PostgreSQL work-pool test needs it"; }
 
-demo: install system-deps
+demo: install compile system-deps
 	$(BIN)/benchgate run examples/quickstart.yaml --out out/quickstart
 
 lint: dev
@@ -62,11 +68,11 @@ lint: dev
 
 # Two xdist workers: most tests wait on servers and subprocesses, so two keep both cores busy; the tests
 # that start Prefect workers or time limits run one at a time (tests/conftest.py:serial_with_workers),
-# and those marked `alone` with no other test beside them (tests/conftest.py:_machine).
+# and those marked `alone` with no other test beside them (tests/conftest.py:machine; `machine.share()` ends that early).
 # worksteal, not loadgroup/loadfile: those key tests by node id, and schemathesis gives one id to every
 # operation of a fuzz test, so they silently ran one of four.
 TEST_WORKERS ?= 2
-test: dev system-deps browser-deps postgres-deps lint
+test: dev compile system-deps browser-deps postgres-deps lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 server: install
@@ -85,7 +91,7 @@ automations: export PREFECT_API_URL ?= http://127.0.0.1:4200/api
 automations: install
 	$(BIN)/python -m deployments.automations
 
-bench: dev
+bench: dev compile
 	for b in $(filter-out bench/record_import_fixtures.py,$(wildcard bench/*.py)); do $(BIN)/python $$b || exit 1; done
 
 clean:
