@@ -21,7 +21,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -73,28 +75,43 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @contextmanager
-def _across_workers(tmp_path_factory: pytest.TempPathFactory, name: str, operation: int) -> Iterator[None]:
-    """`flock(operation)` on a lock file in the xdist run's shared temporary directory; nothing in one
-    process, where tests run one at a time anyway."""
+def _across_workers(
+    tmp_path_factory: pytest.TempPathFactory, name: str, operation: int
+) -> Iterator[IO[str] | None]:
+    """`flock(operation)` on a lock file in the xdist run's shared temporary directory, yielding its
+    handle; nothing in one process, where tests run one at a time anyway."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
-        yield
+        yield None
         return
     with (tmp_path_factory.getbasetemp().parent / name).open("a") as handle:
         fcntl.flock(handle, operation)
         try:
-            yield
+            yield handle
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass
+class Machine:
+    """The machine lock a test holds: exclusively for a test marked `alone`, else shared."""
+
+    handle: IO[str] | None
+
+    def share(self) -> None:
+        """An `alone` test past its timed part lets the other worker's tests run beside the rest (its
+        comparison runs, its assertions) instead of holding a core idle."""
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_SH)
+
+
 @pytest.fixture(autouse=True)
-def _machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     """Tests marked `alone` have the machine to themselves: they assert that processes started by
     Prefect workers overlapped in time, which the other xdist worker's load could stagger (CI saw two
     lanes 10 s apart). They take this lock exclusively; every other test takes it shared."""
-    alone = request.node.get_closest_marker("alone") is not None
-    with _across_workers(tmp_path_factory, "machine.lock", fcntl.LOCK_EX if alone else fcntl.LOCK_SH):
-        yield
+    operation = fcntl.LOCK_EX if request.node.get_closest_marker("alone") is not None else fcntl.LOCK_SH
+    with _across_workers(tmp_path_factory, "machine.lock", operation) as handle:
+        yield Machine(handle)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import yaml
 
 from benchgate.providers.shared_limits import shared_limits
 from benchgate.spec.request import ModelSpec
-from tests.conftest import cli_env, run_cli
+from tests.conftest import Machine, cli_env, run_cli
 from tests.support.arrivals import starts_within
 from tests.support.chat_servers import ChatRequest, ChatServer
 from tests.support.prefect_server import PrefectServer
@@ -85,37 +85,42 @@ async def server_limits(server: PrefectServer, names: list[str]) -> list[tuple[i
     return [(limit.limit, limit.slot_decay_per_second) for limit in found]
 
 
+def run_limited(
+    chat: ChatServer, execution: str, server: PrefectServer, store: Path, out: Path
+) -> list[ChatRequest]:
+    """The request in `execution` mode; what the chat server received."""
+    chat.reset()
+    path = out.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(limits_request(execution, chat.url + "/v1")))
+    env = cli_env(server, store, BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT)
+    started = time.monotonic()
+    result = run_cli(["run", str(path), "--out", str(out)], env, timeout=300)
+    print(f"{execution}: {time.monotonic() - started:.1f} s, {chat.stats()}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert chat.max_in_flight <= CONCURRENCY, (execution, chat.stats())
+    return list(chat.requests)
+
+
 def test_three_processes_of_one_model_stay_within_its_limits(
-    prefect_server: PrefectServer, tmp_path: Path
+    prefect_server: PrefectServer, tmp_path: Path, machine: Machine
 ) -> None:
-    shared_store = tmp_path / "shared-store"
-    deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
+    server = prefect_server
+    deploy_worker_entry(server, POOL, DEPLOYMENT)
     workers = [
-        Worker(prefect_server, POOL, f"limits-{i}", shared_store, 2, tmp_path / f"worker-{i}.log")
+        Worker(server, POOL, f"limits-{i}", tmp_path / "shared-store", 2, tmp_path / f"worker-{i}.log")
         for i in (1, 2)
     ]
-    arrivals: dict[str, list[ChatRequest]] = {}
-    try:
-        for worker in workers:
-            worker.wait_started()
-        with ChatServer(reply=answer, latency=LATENCY) as chat:
-            for execution in ("work-pool", "local"):
-                chat.reset()
-                path = tmp_path / f"{execution}.yaml"
-                path.write_text(yaml.safe_dump(limits_request(execution, chat.url + "/v1")))
-                store = shared_store if execution == "work-pool" else tmp_path / "local-store"
-                env = cli_env(prefect_server, store, BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT)
-                started = time.monotonic()
-                result = run_cli(["run", str(path), "--out", str(tmp_path / execution)], env, timeout=300)
-                print(f"{execution}: {time.monotonic() - started:.1f} s, {chat.stats()}")
-                assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-                assert chat.max_in_flight <= CONCURRENCY, (execution, chat.stats())
-                arrivals[execution] = list(chat.requests)
-    finally:
-        for worker in workers:
-            worker.stop()
+    with ChatServer(reply=answer, latency=LATENCY) as chat:
+        try:
+            for worker in workers:
+                worker.wait_started()
+            remote = run_limited(chat, "work-pool", server, tmp_path / "shared-store", tmp_path / "work-pool")
+        finally:
+            for worker in workers:
+                worker.stop()
+        machine.share()  # only the work-pool run's timing needed the machine to itself
+        run_limited(chat, "local", server, tmp_path / "local-store", tmp_path / "local")
 
-    remote = arrivals["work-pool"]
     assert len(remote) == 3 * ITEMS
     times = [r.received_at for r in remote]
     assert paced(times, RPM) == []
@@ -134,7 +139,7 @@ def test_three_processes_of_one_model_stay_within_its_limits(
     limits = shared_limits(spec, chat.url + "/v1")
     assert limits.requests is not None
     names = [limits.concurrency.name, limits.requests.name]
-    assert asyncio.run(server_limits(prefect_server, names)) == [(CONCURRENCY, 0.0), (1, RPM / 60.0)]
+    assert asyncio.run(server_limits(server, names)) == [(CONCURRENCY, 0.0), (1, RPM / 60.0)]
 
     remote_report = json.loads((tmp_path / "work-pool" / "report.json").read_text())
     local_report = json.loads((tmp_path / "local" / "report.json").read_text())

@@ -22,7 +22,7 @@ import yaml
 
 from benchgate.providers.shared_limits import shared_limits
 from benchgate.spec.request import ModelSpec
-from tests.conftest import cli_env, run_cli
+from tests.conftest import Machine, cli_env, run_cli
 from tests.support.arrivals import burst
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
 from tests.support.prefect_server import PrefectServer
@@ -32,14 +32,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.alone]  # asserts its processes over
 
 POOL = "benchgate-test-tokens"
 DEPLOYMENT = "evaluate/tokens-test"
-# A bucket of 150 tokens draining 47.5 a second. Each request uses 5 tokens less than estimated (prompt
-# characters / 4 + max_tokens), about 47: 2 x 16 requests, ~1,500 tokens, (1,500 - 150) / 47.5 = 28 s
-# together, while each process alone paces itself at 50 a second, twice the bucket's rate together.
-# Each lane lasts past the second lane's start: on SQLite, two lanes creating their subflows at once
-# get 503s, and Prefect's client retries 2, 4 then 8 s later (CI saw the second lane start 14 s late,
-# after the first had ended at twice this rate).
-TPM, MAX_TOKENS, ITEMS = 3000, 40, 16
-BUCKET, RATE = 150, 47.5
+# A bucket of 300 tokens draining 95 a second. Each request uses 5 tokens less than estimated (prompt
+# characters / 4 + max_tokens), about 47: 2 x 16 requests, ~1,500 tokens, (1,500 - 300) / 95 = 13 s
+# together, while each process alone paces itself at 100 a second, twice the bucket's rate together.
+# On the PostgreSQL-backed server: on SQLite, two lanes creating their subflows at once get 503s, and
+# Prefect's client retries 2, 4 then 8 s later (CI saw the second lane start 14 s late, after the first
+# had ended).
+TPM, MAX_TOKENS, ITEMS = 6000, 40, 16
+BUCKET, RATE = 300, 95.0
 JITTER = 0.25  # how late a paced send may reach the chat server when loaded (as in test_work_pool_limits)
 
 
@@ -79,8 +79,9 @@ async def bucket_on_server(server: PrefectServer, name: str) -> tuple[int, float
 
 
 def test_two_processes_of_one_model_stay_within_its_token_bucket(
-    prefect_server: PrefectServer, tmp_path: Path
+    prefect_server_postgres: PrefectServer, tmp_path: Path, machine: Machine
 ) -> None:
+    prefect_server = prefect_server_postgres
     store = tmp_path / "shared-store"
     deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
     workers = [
@@ -101,6 +102,7 @@ def test_two_processes_of_one_model_stay_within_its_token_bucket(
     finally:
         for worker in workers:
             worker.stop()
+    machine.share()  # what follows is counting, not timing
 
     assert len(received) == 2 * ITEMS
     arrivals = [(r.received_at, used_tokens(r)) for r in received]
