@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo install compile dev system-deps browser-deps postgres-deps test lint server deploy automations bench clean
+.PHONY: demo install compile dev system-deps test-deps test lint server deploy automations bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,33 +29,27 @@ compile: install
 
 dev: $(VENV)/.dev-installed
 
-# bubblewrap isolates model-written code (docs/sandbox.md): installed when we can (root, or passwordless
-# sudo, with apt-get). Without it the sandbox falls back to util-linux namespaces or refuses to run the
-# code; the sandbox tests need it and fail saying so.
-system-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# Debian's packages, installed in one apt-get run when we can (root, or passwordless sudo): bubblewrap
+# isolates model-written code (docs/sandbox.md; without it the sandbox falls back to util-linux namespaces
+# or refuses to run the code); for the tests also headless Chromium, for the HTML report's browser tests
+# (nothing is downloaded by the tests), and PostgreSQL, for the work-pool tests on a PostgreSQL-backed
+# Prefect server (the tests start their own throwaway cluster as the `postgres` user,
+# tests/support/postgres.py). A test that needs a package that is missing fails saying so.
+system-deps: PACKAGES = bubblewrap
+test-deps: PACKAGES = bubblewrap chromium postgresql
+system-deps test-deps:
+	@missing=$$(for package in $(PACKAGES); do case $$package in \
+	  bubblewrap) command -v bwrap >/dev/null 2>&1 || echo bubblewrap;; \
+	  chromium) command -v chromium >/dev/null 2>&1 || echo chromium;; \
+	  postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql;; esac; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
 	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$sudo" ] || sudo -n true 2>/dev/null; }; then \
-	    ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
-	      || echo "warning: could not install bubblewrap (apt-get install bubblewrap); see docs/sandbox.md"; \
-	  else echo "warning: bubblewrap (bwrap) not found: install it for full isolation (docs/sandbox.md)"; fi; }
+	    ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing) >/dev/null 2>&1 \
+	      || echo "warning: could not install" $$missing "(apt-get install" $$missing")"; \
+	  else echo "warning: not installed:" $$missing "(apt-get install" $$missing"; see docs/sandbox.md)"; fi; fi
 	@! command -v bwrap >/dev/null 2>&1 || bwrap --unshare-all --die-with-parent --ro-bind / / true 2>/dev/null \
 	  || echo "warning: bwrap cannot create namespaces here (docs/sandbox.md)"
-
-# Headless Chromium for the HTML report's browser tests (Debian's package; nothing is downloaded by the tests).
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
-	  ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium) >/dev/null 2>&1 \
-	    || echo "warning: could not install chromium (apt-get install chromium): the HTML report tests need it"; }
-
-# PostgreSQL for the work-pool tests on a PostgreSQL-backed Prefect server (Debian's package; the tests start
-# their own throwaway cluster as the `postgres` user, tests/support/postgres.py).
-postgres-deps:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
-	  ($$sudo apt-get update -qq && $$sudo apt-get install -y -qq postgresql) >/dev/null 2>&1 \
-	    || echo "warning: could not install postgresql (apt-get install postgresql): the PostgreSQL work-pool test needs it"; }
 
 demo: install compile system-deps
 	$(BIN)/benchgate run examples/quickstart.yaml --out out/quickstart
@@ -68,12 +62,24 @@ lint: dev
 
 # Two xdist workers: most tests wait on servers and subprocesses, so two keep both cores busy; the tests
 # that start Prefect workers or time limits run one at a time (tests/conftest.py:serial_with_workers),
-# and those marked `alone` with no other test beside them (tests/conftest.py:machine; `machine.share()` ends that early).
-# worksteal, not loadgroup/loadfile: those key tests by node id, and schemathesis gives one id to every
-# operation of a fuzz test, so they silently ran one of four.
+# and those marked `alone` with no other test beside them (tests/conftest.py:machine; `machine.share()`
+# ends that early). worksteal, not loadgroup/loadfile: those key tests by node id, and schemathesis
+# gives one id to every operation of a fuzz test, so they silently ran one of four.
+# On a new machine the Python packages and Debian's install side by side (one downloads and compiles,
+# the other mostly unpacks), and mypy (a minute with no cache) runs beside the suite at the lowest
+# priority, on the CPU the tests leave while they wait: either failing fails `make test`.
 TEST_WORKERS ?= 2
-test: dev compile system-deps browser-deps postgres-deps lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+test:
+	$(MAKE) -j2 dev test-deps
+	$(MAKE) compile
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	@echo "$(BIN)/mypy (at nice 19, beside the suite; its report follows the suite's)"
+	@nice -n 19 $(BIN)/mypy >$(VENV)/mypy.log 2>&1 & types=$$!; \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal; tests=$$?; \
+	wait $$types; typed=$$?; cat $(VENV)/mypy.log; \
+	if [ $$tests -ne 0 ]; then exit $$tests; fi; exit $$typed
 
 server: install
 	$(BIN)/benchgate server

@@ -23,7 +23,7 @@ from tests.support.processes import stop_group
 
 INSTALL_HINT = (
     "Chromium is needed for the HTML report tests: install it with `apt-get install -y chromium` "
-    "(CI does it in `make system-deps`), or set BENCHGATE_CHROMIUM to a Chromium/Chrome binary"
+    "(`make test` does it: `make test-deps`), or set BENCHGATE_CHROMIUM to a Chromium/Chrome binary"
 )
 FLAGS = [
     "--headless",

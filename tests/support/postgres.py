@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL cluster on 127.0.0.1 for a Prefect server, from Debian's `postgresql` package.
 
-`make test` installs the package (`postgres-deps`); nothing else is needed: the cluster lives in a
+`make test` installs the package (`test-deps`); nothing else is needed: the cluster lives in a
 temporary directory owned by the `postgres` system user, because PostgreSQL refuses to run as root.
 """
 
@@ -24,7 +24,7 @@ def bin_dir() -> Path:
     """The newest /usr/lib/postgresql/<major>/bin (Debian does not put initdb or pg_ctl on PATH)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if not found:
-        raise RuntimeError("PostgreSQL not installed: run `make postgres-deps` (apt-get install postgresql)")
+        raise RuntimeError("PostgreSQL not installed: run `make test-deps` (apt-get install postgresql)")
     return Path(found[-1]).parent
 
 
