@@ -51,7 +51,7 @@ system-deps test-deps:
 	@! command -v bwrap >/dev/null 2>&1 || bwrap --unshare-all --die-with-parent --ro-bind / / true 2>/dev/null \
 	  || echo "warning: bwrap cannot create namespaces here (docs/sandbox.md)"
 
-demo: install compile system-deps
+demo: compile system-deps
 	$(BIN)/benchgate run examples/quickstart.yaml --out out/quickstart
 
 lint: dev

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import ssl
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from python_socks import ProxyError as SocksProxyError
 from yarl import URL
 
 from benchgate.errors import ConfigurationError
+from benchgate.providers.attempts import Answer, Failure
 
 KEEPALIVE_EXPIRY_SECONDS = 5.0  # idle connections older than this are not reused
 HTTP_PROXY_SCHEMES = frozenset({"http", "https"})
@@ -80,24 +80,6 @@ def environment_proxy(url: URL) -> URL | None:
     return parsed
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A response read to its end."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Unanswered:
-    """An attempt that got no response: the connection failed or timed out (and was closed)."""
-
-    cause: str
-    timed_out: bool = False
-    abandoned: bool = False  # timed out after the request was sent: the server may still be working on it
-
-
 @dataclass
 class Route:
     """A session for one base URL, the timeouts of its requests, and what each passes (its HTTP
@@ -107,7 +89,7 @@ class Route:
     timeout: aiohttp.ClientTimeout
     request_options: dict[str, Any] = field(default_factory=dict)
 
-    async def post(self, target: URL, content: bytes, headers: dict[str, str]) -> Answer | Unanswered:
+    async def post(self, target: URL, content: bytes, headers: dict[str, str]) -> Answer | Failure:
         """One POST of `content`. Redirects are not followed: a redirect is the item's error, never
         re-sent, nor the key."""
         try:
@@ -122,16 +104,16 @@ class Route:
                 return Answer(response.status, response.headers, await response.read())
         except aiohttp.ServerTimeoutError as error:
             # aiohttp has closed the connection: one whose response was not read to the end is never reused.
-            return Unanswered(
+            return Failure(
                 f"timeout after {self.timeout.sock_read:g}s ({type(error).__name__})",
                 timed_out=True,
                 abandoned=not isinstance(error, aiohttp.ConnectionTimeoutError),
             )
         except TRANSPORT_ERRORS as error:
-            return Unanswered(f"connection error ({type(error).__name__}: {error})")
+            return Failure(f"connection error ({type(error).__name__}: {error})")
 
 
-def open_route(url: str, max_connections: int, headers: dict[str, str], timeout: float = 60.0) -> Route:
+def open_route(url: str, max_connections: int, headers: dict[str, str], timeout: float) -> Route:
     """A keep-alive session of up to `max_connections` connections for requests to `url`, whose
     connect (at most 10 s) and each read are bounded by `timeout`.
 

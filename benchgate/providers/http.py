@@ -46,6 +46,7 @@ from uuid import UUID
 
 from benchgate import __version__, jsonio
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
+from benchgate.providers.attempts import Answer, Failure
 from benchgate.providers.base import Completion, Provider
 from benchgate.providers.limits import limiter_for
 from benchgate.providers.shared_limits import ServerLimiter, held_by_server
@@ -139,17 +140,6 @@ def _one_line(text: str) -> str:
     return text if len(text) <= ERROR_MESSAGE_CHARS else text[: ERROR_MESSAGE_CHARS - 1] + "…"
 
 
-@dataclass
-class _Failure:
-    """One retryable attempt that did not work, kept for the final message."""
-
-    cause: str
-    status: int | None = None
-    retry_after: float | None = None
-    timed_out: bool = False
-    abandoned: bool = False  # the server may still be working on it (it may have the whole request)
-
-
 class HttpProvider(Provider):
     """A Provider speaking JSON over HTTP; subclasses build the request and parse the response."""
 
@@ -240,7 +230,7 @@ class HttpProvider(Provider):
                     await self._server.pace(estimate)
                 sent = time.perf_counter()
                 outcome = await self._attempt(url, content, estimate)
-                abandoned = isinstance(outcome, _Failure) and outcome.abandoned
+                abandoned = isinstance(outcome, Failure) and outcome.abandoned
             except ProviderError as error:
                 if not isinstance(error, ProviderConfigError):  # the circuit's error is shared by items
                     error.attempts, error.timeouts = attempt, timeouts
@@ -278,21 +268,18 @@ class HttpProvider(Provider):
             if wait > 0:
                 await asyncio.sleep(wait)
 
-    async def _attempt(self, url: str, content: bytes, estimate: float) -> Completion | _Failure:
-        from benchgate.providers.connections import Answer  # loaded with the instance: a lookup here
-
+    async def _attempt(self, url: str, content: bytes, estimate: float) -> Completion | Failure:
         route = self._route or self._open_route()
         target = self._urls.get(url) or self._target(url)
         response = await route.post(target, content, self._headers)
         if not isinstance(response, Answer):
-            cause = self._scrub(response.cause)
-            return _Failure(cause, timed_out=response.timed_out, abandoned=response.abandoned)
+            return dataclasses.replace(response, cause=self._scrub(response.cause))
         status, body = response.status, response.body
         if status < 300:
             try:
                 data = jsonio.loads(body)
             except ValueError:
-                return _Failure(f"HTTP {status} with a body that is not JSON", status)
+                return Failure(f"HTTP {status} with a body that is not JSON", status)
             try:
                 completion = self.parse(data)
             except (KeyError, TypeError, IndexError, AttributeError) as error:
@@ -315,7 +302,7 @@ class HttpProvider(Provider):
         cause = f"HTTP {status} from {url}: {self._scrub(detail)}"
         outcome = self.classify(status, error_object)
         if outcome == "transient":
-            return _Failure(cause, status, retry_after_seconds(response.headers))
+            return Failure(cause, status, retry_after_seconds(response.headers))
         if outcome == "config":
             if self._config_error is None:  # items already in flight keep the first error
                 self._config_error = ProviderConfigError(

@@ -104,22 +104,25 @@ def run_limited(
 def test_three_processes_of_one_model_stay_within_its_limits(
     prefect_server: PrefectServer, tmp_path: Path, machine: Machine
 ) -> None:
-    server = prefect_server
-    deploy_worker_entry(server, POOL, DEPLOYMENT)
+    deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
     workers = [
-        Worker(server, POOL, f"limits-{i}", tmp_path / "shared-store", 2, tmp_path / f"worker-{i}.log")
+        Worker(
+            prefect_server, POOL, f"limits-{i}", tmp_path / "shared-store", 2, tmp_path / f"worker-{i}.log"
+        )
         for i in (1, 2)
     ]
     with ChatServer(reply=answer, latency=LATENCY) as chat:
         try:
             for worker in workers:
                 worker.wait_started()
-            remote = run_limited(chat, "work-pool", server, tmp_path / "shared-store", tmp_path / "work-pool")
+            remote = run_limited(
+                chat, "work-pool", prefect_server, tmp_path / "shared-store", tmp_path / "work-pool"
+            )
         finally:
             for worker in workers:
                 worker.stop()
         machine.share()  # only the work-pool run's timing needed the machine to itself
-        run_limited(chat, "local", server, tmp_path / "local-store", tmp_path / "local")
+        run_limited(chat, "local", prefect_server, tmp_path / "local-store", tmp_path / "local")
 
     assert len(remote) == 3 * ITEMS
     times = [r.received_at for r in remote]
@@ -139,7 +142,7 @@ def test_three_processes_of_one_model_stay_within_its_limits(
     limits = shared_limits(spec, chat.url + "/v1")
     assert limits.requests is not None
     names = [limits.concurrency.name, limits.requests.name]
-    assert asyncio.run(server_limits(server, names)) == [(CONCURRENCY, 0.0), (1, RPM / 60.0)]
+    assert asyncio.run(server_limits(prefect_server, names)) == [(CONCURRENCY, 0.0), (1, RPM / 60.0)]
 
     remote_report = json.loads((tmp_path / "work-pool" / "report.json").read_text())
     local_report = json.loads((tmp_path / "local" / "report.json").read_text())

@@ -81,11 +81,11 @@ async def bucket_on_server(server: PrefectServer, name: str) -> tuple[int, float
 def test_two_processes_of_one_model_stay_within_its_token_bucket(
     prefect_server_postgres: PrefectServer, tmp_path: Path, machine: Machine
 ) -> None:
-    prefect_server = prefect_server_postgres
     store = tmp_path / "shared-store"
-    deploy_worker_entry(prefect_server, POOL, DEPLOYMENT)
+    deploy_worker_entry(prefect_server_postgres, POOL, DEPLOYMENT)
     workers = [
-        Worker(prefect_server, POOL, f"tokens-{i}", store, 1, tmp_path / f"worker-{i}.log") for i in (1, 2)
+        Worker(prefect_server_postgres, POOL, f"tokens-{i}", store, 1, tmp_path / f"worker-{i}.log")
+        for i in (1, 2)
     ]
     try:
         for worker in workers:
@@ -93,7 +93,7 @@ def test_two_processes_of_one_model_stay_within_its_token_bucket(
         with ChatServer(reply=answer) as chat:
             path = tmp_path / "request.yaml"
             path.write_text(yaml.safe_dump(tokens_request(chat.url + "/v1")))
-            env = cli_env(prefect_server, store, BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT)
+            env = cli_env(prefect_server_postgres, store, BENCHGATE_EVALUATE_DEPLOYMENT=DEPLOYMENT)
             started = time.monotonic()
             result = run_cli(["run", str(path), "--out", str(tmp_path / "out")], env, timeout=300)
             took = time.monotonic() - started
@@ -127,5 +127,5 @@ def test_two_processes_of_one_model_stay_within_its_token_bucket(
     spec = ModelSpec.model_validate(tokens_request(chat.url + "/v1")["models"][0])
     tokens = shared_limits(spec, chat.url + "/v1").tokens
     assert tokens is not None
-    limit, decay, level = asyncio.run(bucket_on_server(prefect_server, tokens.name))
+    limit, decay, level = asyncio.run(bucket_on_server(prefect_server_postgres, tokens.name))
     assert (limit, decay) == (BUCKET, RATE) and level <= BUCKET

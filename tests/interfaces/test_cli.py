@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_cli
 
 CRASHING_VALIDATE = """
 import sys
@@ -99,13 +99,7 @@ def test_checking_a_request_for_an_http_model_leaves_its_transport_to_the_genera
     assert "benchgate" in loaded and "yarl" not in loaded and "aiohttp" not in loaded, sorted(loaded)
 
     reserved = http_model_request(tmp_path / "reserved.json", {"messages": []})
-    result = subprocess.run(
-        [sys.executable, "-m", "benchgate", "validate", str(reserved)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(["validate", str(reserved)], dict(os.environ), timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "models[0].params.messages: set by the openai-compatible provider itself" in result.stderr
 

@@ -61,16 +61,16 @@ def test_a_schemes_own_proxy_wins_over_all_proxy_and_no_proxy_exempts(
 async def test_a_plain_session_without_proxies_a_socks_connector_and_an_unknown_proxy_scheme_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    plain = open_route("https://api.openai.com/v1", 4, {})
+    plain = open_route("https://api.openai.com/v1", 4, {}, 30.0)
     assert type(plain.session.connector) is aiohttp.TCPConnector and plain.request_options == {}
     assert plain.session.connector.limit == 4
     monkeypatch.setenv("ALL_PROXY", "socks5h://user:secret@all.example:1080")
-    socks = open_route("https://api.openai.com/v1", 4, {})
+    socks = open_route("https://api.openai.com/v1", 4, {}, 30.0)
     assert type(socks.session.connector).__name__ == "ProxyConnector" and socks.request_options == {}
     monkeypatch.setenv("HTTPS_PROXY", "ftp://user:secret@proxy.example:21")
     unusable = r"ftp://proxy.example is not a proxy URL.*socks5h$"
     with pytest.raises(ConfigurationError, match=unusable) as refused:
-        open_route("https://api.openai.com/v1", 4, {})
+        open_route("https://api.openai.com/v1", 4, {}, 30.0)
     assert "secret" not in str(refused.value)
     for route in (plain, socks):
         await route.session.close()
