@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -438,7 +438,18 @@ def _run_child(sock: socket.socket, setup: _Setup) -> None:
     gc.freeze()  # what the command imported before the fork lives as long as this process
     gc.set_threshold(*RUN_GC_THRESHOLDS)
     gc.enable()
-    asyncio.run(_serve(sock, setup))
+    _event_loop_runner()(_serve(sock, setup))
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop where it exists (not on Windows): its event loop costs less CPU per request and answer,
+    and this process's core is what bounds a fast model (50,000 items at 20 ms and C=128: 14.0 against
+    14.8 CPU-seconds, 5,000 at 100 ms: 1.80 against 1.96, means of 4 and 3 alternating runs)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 def _spawned_main(fd: int) -> None:
