@@ -24,9 +24,10 @@ becomes a Completion; everything that decides whether an item costs one call or 
   provider instance (benchgate.providers.connections) holding as many keep-alive connections as
   the model's concurrency, its fixed headers set once on the session: httpx/httpcore cost about
   three times the CPU per request.
-- That transport is imported with the first instance, not with the classes: `benchgate run` reads the
-  classes to check a request (reserved params, base URLs) and sends nothing itself; its generation
-  process does. aiohttp and its TLS context cost 0.15-0.25 s of the command's start-up otherwise.
+- That transport, and the Prefect-held limits (httpx), are imported with the first instance, not
+  with the classes: `benchgate run` reads the classes to check a request (reserved params, base URLs)
+  and sends nothing itself; its generation process does. aiohttp and its TLS context cost 0.15-0.25 s
+  of the command's start-up otherwise, httpx 0.05 s more before the generation process is forked.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderEr
 from benchgate.providers.attempts import Answer, Failure
 from benchgate.providers.base import Completion, Provider
 from benchgate.providers.limits import limiter_for
-from benchgate.providers.shared_limits import ServerLimiter, held_by_server
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from yarl import URL
 
     from benchgate.providers.connections import Route
+    from benchgate.providers.shared_limits import ServerLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class HttpProvider(Provider):
         from yarl import URL
 
         from benchgate.providers.connections import environment_proxy
+        from benchgate.providers.shared_limits import ServerLimiter, held_by_server
 
         super().__init__(spec, api_key)
         if self.needs_key and not api_key:
@@ -164,7 +166,7 @@ class HttpProvider(Provider):
         self.base_url = base_url.rstrip("/")
         environment_proxy(URL(self.base_url))  # a proxy setting it cannot use: refused before any call
         self._limiter = limiter_for(spec)
-        self._server = ServerLimiter(spec, self.base_url) if held_by_server() else None
+        self._server: ServerLimiter | None = ServerLimiter(spec, self.base_url) if held_by_server() else None
         self._config_error: ProviderConfigError | None = None
         self._headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
         self._route: Route | None = None  # opened by the first request, in the loop that sends it
