@@ -10,6 +10,10 @@ never sent anywhere), so every benchmark calling the same model shares them:
   from before its request is sent until it ends, or for a timed-out attempt `timeout` seconds
   later (the ghost-slot rule of http.py). A process that dies gives its slots back when the
   lease expires (2 x timeout + 60 s, so no renewal is ever needed).
+- `<name>:concurrency:waiting`: not a limit but a count of the processes refused a concurrency
+  slot and asking again (one slot each, on a lease). The server keeps no queue, and a process that
+  has just given a slot back asks at once for its next item, so it always won; one that sees others
+  waiting first pauses longer than they wait between asks (ServerLimiter.acquire).
 - `<name>:requests` (with `rate_limit.requests_per_minute`): limit 1, decaying at rpm/60 slots
   per second. The server decays whole slots since the row's last update, so consecutive
   requests start at least 60/rpm s apart: at most rpm in any minute, as the local pacing.
@@ -75,6 +79,10 @@ TOO_MANY_SLOTS = 422  # more slots asked than the limit (lowered since this proc
 # long as their level says).
 MAX_WAIT: dict[Mode, float] = {"concurrency": 0.5, "rate_limit": 2.0, "tokens": 2.0}
 TOKEN_BURST = 1 / 20  # of tokens_per_minute: the bucket's size (3 s of tokens)
+WAITING_CAPACITY = 1_000_000  # the waiting count is never full
+# How long a process that just gave a slot back lets waiting processes ask first: their longest wait
+# between asks, plus the time an ask takes on a busy server.
+YIELD_SECONDS = 1.25 * MAX_WAIT["concurrency"]
 _held_by_server: ContextVar[bool] = ContextVar("benchgate_limits_held_by_server", default=False)
 # What the current attempt's tokens were charged (slots, monotonic time): pace() sets it and
 # settle() reads it in the same task, whose attempts run one after another.
@@ -110,8 +118,15 @@ class SharedLimits:
     requests: SharedLimit | None
     tokens: SharedLimit | None = None
 
+    @property
+    def waiting(self) -> SharedLimit:
+        """Not a limit: a count of the processes refused a concurrency slot and asking again, each
+        holding one slot of it on a lease while it waits (ServerLimiter.acquire)."""
+        return SharedLimit(f"{self.concurrency.name}:waiting", WAITING_CAPACITY)
+
     def all(self) -> list[SharedLimit]:
-        return [limit for limit in (self.concurrency, self.requests, self.tokens) if limit is not None]
+        limits = (self.concurrency, self.waiting, self.requests, self.tokens)
+        return [limit for limit in limits if limit is not None]
 
 
 def model_identity(spec: ModelSpec, endpoint: str) -> str:
@@ -215,6 +230,9 @@ class ServerLimiter:
         self._owed = 0  # tokens used beyond what was taken, to take before the next request
         self._credit = 0.0  # tokens taken beyond what was used, as of _credit_at
         self._credit_at = 0.0
+        self._released_at = -math.inf  # when this instance last gave a concurrency slot back
+        self._others_waiting = False  # as last read, at _waiters_read_at
+        self._waiters_read_at = -math.inf
 
     async def _connect(self) -> PrefectClient:
         async with self._connecting:
@@ -230,23 +248,62 @@ class ServerLimiter:
         return self._client
 
     async def acquire(self) -> UUID:
-        """Hold one of the model's concurrency slots, waiting as the server says; the lease to give
-        back to `release`."""
+        """Hold one of the model's concurrency slots, waiting as the server says, in turn with the
+        other processes; the lease to give back to `release`.
+
+        The server keeps no queue: a refused process asks again after Retry-After (at most
+        MAX_WAIT), while one that just gave a slot back asks at once for its next item and always
+        won, keeping every slot until it ran out of work (three lanes of one model ran one after
+        another). So a refused process marks itself waiting, and one that asks right after a release
+        while others wait first pauses a little longer than that: each of them asks once meanwhile.
+        """
         client = self._client or await self._connect()
         async with self._turns["concurrency"]:
-            while True:
-                try:
-                    response = await client.increment_concurrency_slots_with_lease(
-                        names=[self.limits.concurrency.name],
-                        slots=1,
-                        mode="concurrency",
-                        lease_duration=self.lease_seconds,
-                    )
-                    return UUID(response.json()["lease_id"])
-                except httpx.HTTPStatusError as error:
-                    if error.response.status_code != LOCKED:
-                        raise
-                    await asyncio.sleep(_retry_after(error))
+            just_released = time.monotonic() - self._released_at < MAX_WAIT["concurrency"]
+            if just_released and await self._others_wait(client):
+                await asyncio.sleep(YIELD_SECONDS)
+            waiting: UUID | None = None
+            try:
+                while True:
+                    try:
+                        response = await client.increment_concurrency_slots_with_lease(
+                            names=[self.limits.concurrency.name],
+                            slots=1,
+                            mode="concurrency",
+                            lease_duration=self.lease_seconds,
+                        )
+                        return UUID(response.json()["lease_id"])
+                    except httpx.HTTPStatusError as error:
+                        if error.response.status_code != LOCKED:
+                            raise
+                        wait = _retry_after(error)
+                    if waiting is None:
+                        waiting = await self._mark_waiting(client)
+                    await asyncio.sleep(wait)
+            finally:
+                if waiting is not None:
+                    await self._unmark(client, waiting)
+
+    async def _others_wait(self, client: PrefectClient) -> bool:
+        """Whether another process waits for a slot, read at most once per MAX_WAIT."""
+        now = time.monotonic()
+        if now - self._waiters_read_at >= MAX_WAIT["concurrency"]:
+            found = await client.read_global_concurrency_limit_by_name(self.limits.waiting.name)
+            self._others_waiting, self._waiters_read_at = found.active_slots > 0, now
+        return self._others_waiting
+
+    async def _mark_waiting(self, client: PrefectClient) -> UUID:
+        """On a lease, so that a process that dies waiting is not counted for long."""
+        response = await client.increment_concurrency_slots_with_lease(
+            names=[self.limits.waiting.name], slots=1, mode="concurrency", lease_duration=self.lease_seconds
+        )
+        return UUID(response.json()["lease_id"])
+
+    async def _unmark(self, client: PrefectClient, waiting: UUID) -> None:
+        try:
+            await client.release_concurrency_slots_with_lease(waiting)
+        except httpx.HTTPError as error:
+            logger.warning("could not clear this process's waiting mark (it expires on its own): %s", error)
 
     async def pace(self, estimate: float) -> None:
         """Wait for the model's tokens, then its next request start, as far as it has such limits."""
@@ -336,6 +393,7 @@ class ServerLimiter:
         client = self._client or await self._connect()
         try:
             await client.release_concurrency_slots_with_lease(lease)
+            self._released_at = time.monotonic()
         except httpx.HTTPError as error:
             logger.warning(
                 "could not release a shared concurrency slot (it expires in %.0f s): %s",

@@ -101,6 +101,31 @@ async def test_the_servers_limits_hold_when_stricter_than_the_process(prefect_ap
     assert starts_within(arrivals, 0.45) == 1, sorted(arrivals)
 
 
+async def test_a_process_that_keeps_the_slots_busy_lets_a_waiting_process_take_its_turn(
+    prefect_api: str, make: Any
+) -> None:
+    """One slot; two providers of the model with limiters of their own (as two processes have). The
+    first has 12 items of 0.3 s; the second asks once the first holds the slot. The server keeps no
+    queue: the first asked again as soon as it gave the slot back and always won, so the second
+    waited for all 12 (3.3 s more). Now it is sent after at most one of the first's items and a pause."""
+    with ChatServer(latency=0.3) as server:
+        with limits_across_processes():
+            busy, waiting = make(server, concurrency=1), make(server, concurrency=1)
+        first = asyncio.gather(*(busy.complete(example(i), 0) for i in range(12)))
+        while server.count < 1:
+            await asyncio.sleep(0.01)
+        asked = time.monotonic()
+        answer = await waiting.complete(example(100), 0)
+        waited = time.monotonic() - asked
+        busy_answers = await first
+    assert answer.text == "echo: question 100" and len(busy_answers) == 12
+    assert server.count == 13 and server.max_in_flight == 1
+    assert waited < 2.0, waited
+    async with get_client() as client:
+        name = shared_limits(busy.spec, busy.base_url).waiting.name
+        assert (await client.read_global_concurrency_limit_by_name(name)).active_slots == 0, "mark cleared"
+
+
 async def test_a_timed_out_attempt_holds_its_server_slot_another_timeout(prefect_api: str, make: Any) -> None:
     with ChatServer(reply=lambda request: Reply(text="late", delay=3.0)) as server:
         with limits_across_processes():
