@@ -262,27 +262,20 @@ class ServerLimiter:
             just_released = time.monotonic() - self._released_at < MAX_WAIT["concurrency"]
             if just_released and await self._others_wait(client):
                 await asyncio.sleep(YIELD_SECONDS)
-            waiting: UUID | None = None
+            waiting: UUID | None = None  # this process's mark in the waiting count, once refused
             try:
                 while True:
                     try:
-                        response = await client.increment_concurrency_slots_with_lease(
-                            names=[self.limits.concurrency.name],
-                            slots=1,
-                            mode="concurrency",
-                            lease_duration=self.lease_seconds,
-                        )
-                        return UUID(response.json()["lease_id"])
+                        return await self._lease(client, self.limits.concurrency.name)
                     except httpx.HTTPStatusError as error:
                         if error.response.status_code != LOCKED:
                             raise
                         wait = _retry_after(error)
-                    if waiting is None:
-                        waiting = await self._mark_waiting(client)
+                    waiting = waiting or await self._lease(client, self.limits.waiting.name)
                     await asyncio.sleep(wait)
             finally:
                 if waiting is not None:
-                    await self._unmark(client, waiting)
+                    await self._give_back(client, waiting, "this process's waiting mark")
 
     async def _others_wait(self, client: PrefectClient) -> bool:
         """Whether another process waits for a slot, read at most once per MAX_WAIT."""
@@ -292,18 +285,21 @@ class ServerLimiter:
             self._others_waiting, self._waiters_read_at = found.active_slots > 0, now
         return self._others_waiting
 
-    async def _mark_waiting(self, client: PrefectClient) -> UUID:
-        """On a lease, so that a process that dies waiting is not counted for long."""
+    async def _lease(self, client: PrefectClient, name: str) -> UUID:
+        """One slot of `name` on a lease, so that a process that dies holding it does not hold it long."""
         response = await client.increment_concurrency_slots_with_lease(
-            names=[self.limits.waiting.name], slots=1, mode="concurrency", lease_duration=self.lease_seconds
+            names=[name], slots=1, mode="concurrency", lease_duration=self.lease_seconds
         )
         return UUID(response.json()["lease_id"])
 
-    async def _unmark(self, client: PrefectClient, waiting: UUID) -> None:
+    async def _give_back(self, client: PrefectClient, lease: UUID, what: str) -> bool:
+        """Release a lease; if the server cannot be reached, it expires on its own."""
         try:
-            await client.release_concurrency_slots_with_lease(waiting)
+            await client.release_concurrency_slots_with_lease(lease)
         except httpx.HTTPError as error:
-            logger.warning("could not clear this process's waiting mark (it expires on its own): %s", error)
+            logger.warning("could not release %s (it expires in %.0f s): %s", what, self.lease_seconds, error)
+            return False
+        return True
 
     async def pace(self, estimate: float) -> None:
         """Wait for the model's tokens, then its next request start, as far as it has such limits."""
@@ -391,15 +387,8 @@ class ServerLimiter:
     async def release(self, lease: UUID) -> None:
         """Give a slot back; if the server cannot be reached, the lease expires on its own."""
         client = self._client or await self._connect()
-        try:
-            await client.release_concurrency_slots_with_lease(lease)
+        if await self._give_back(client, lease, "a shared concurrency slot"):
             self._released_at = time.monotonic()
-        except httpx.HTTPError as error:
-            logger.warning(
-                "could not release a shared concurrency slot (it expires in %.0f s): %s",
-                self.lease_seconds,
-                error,
-            )
 
     async def _close_tokens(self, client: PrefectClient) -> None:
         """Take what is still owed (the next benchmark of the model must not inherit it), give credit back."""
