@@ -35,7 +35,8 @@ from prefect.runtime import flow_run
 
 from benchgate.providers import provider_class
 from benchgate.providers.http import HttpProvider
-from benchgate.providers.shared_limits import limits_across_processes, shared_limits, upsert_limits
+from benchgate.providers.limits import limits_across_processes
+from benchgate.providers.shared_limits import shared_limits, upsert_limits
 from benchgate.run.evaluation import TaskResult
 from benchgate.settings import settings
 from benchgate.spec.request import BenchmarkRequest

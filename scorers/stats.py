@@ -8,9 +8,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-# Resamples are drawn in blocks of at most this many indices, bounding memory for large n
-# (2000 resamples x 11,873 SQuAD items would otherwise be ~190 MB of indices).
-_BLOCK_ELEMENTS = 2_000_000
+# Resamples are drawn in blocks of at most this many indices (2 MB), bounding memory for large n
+# (2000 resamples x 11,873 SQuAD items would otherwise be ~190 MB of indices). Blocks this small
+# reuse their memory: 16 MB ones were each faulted in anew, half the interval's time at 5,000 items
+# (0.118 -> 0.064 s). The block size does not change the draws, hence the interval.
+_BLOCK_ELEMENTS = 262_144
 
 
 def mean(values: Sequence[float]) -> float:

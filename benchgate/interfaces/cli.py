@@ -144,14 +144,14 @@ async def _run_benchmark(
     while the model answers."""
     from benchgate.report.build import new_benchmark_id
     from benchgate.run import generator_process
+    from benchgate.run.evaluation import import_pandas_ahead
 
     benchmark_id = generator.benchmark_id if generator is not None else new_benchmark_id()
     try:
         with generator_process.generating_in(generator):
+            # Scoring needs pandas; the client mostly waits for the server until the first shard.
+            import_pandas_ahead()
             if server is not None:
-                from benchgate.run.evaluation import import_pandas_ahead
-
-                import_pandas_ahead()  # the client would only wait for the server meanwhile
                 await asyncio.to_thread(server.wait_ready)
             return await benchmark(
                 parsed.model_dump(mode="json"),

@@ -49,7 +49,7 @@ from benchgate import __version__, jsonio
 from benchgate.errors import ConfigurationError, ProviderConfigError, ProviderError
 from benchgate.providers.attempts import Answer, Failure
 from benchgate.providers.base import Completion, Provider
-from benchgate.providers.limits import limiter_for
+from benchgate.providers.limits import held_by_server, limiter_for
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 
@@ -152,7 +152,6 @@ class HttpProvider(Provider):
         from yarl import URL
 
         from benchgate.providers.connections import environment_proxy
-        from benchgate.providers.shared_limits import ServerLimiter, held_by_server
 
         super().__init__(spec, api_key)
         if self.needs_key and not api_key:
@@ -166,7 +165,11 @@ class HttpProvider(Provider):
         self.base_url = base_url.rstrip("/")
         environment_proxy(URL(self.base_url))  # a proxy setting it cannot use: refused before any call
         self._limiter = limiter_for(spec)
-        self._server: ServerLimiter | None = ServerLimiter(spec, self.base_url) if held_by_server() else None
+        self._server: ServerLimiter | None = None
+        if held_by_server():
+            from benchgate.providers.shared_limits import ServerLimiter
+
+            self._server = ServerLimiter(spec, self.base_url)
         self._config_error: ProviderConfigError | None = None
         self._headers = {**self.auth_headers(), **spec.headers, "content-type": "application/json"}
         self._route: Route | None = None  # opened by the first request, in the loop that sends it

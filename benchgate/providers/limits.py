@@ -15,8 +15,29 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from benchgate.spec.request import ModelSpec
+
+# Set in a work-pool lane: there the limits are the Prefect server's (shared_limits.py), which
+# imports httpx; here, so that a run whose limits this process holds never imports it.
+_held_by_server: ContextVar[bool] = ContextVar("benchgate_limits_held_by_server", default=False)
+
+
+@contextmanager
+def limits_across_processes() -> Iterator[None]:
+    """Within this block, providers created take their limits from the Prefect server."""
+    token = _held_by_server.set(True)
+    try:
+        yield
+    finally:
+        _held_by_server.reset(token)
+
+
+def held_by_server() -> bool:
+    return _held_by_server.get()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

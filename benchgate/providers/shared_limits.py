@@ -52,7 +52,7 @@ import logging
 import math
 import re
 import time
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -64,7 +64,7 @@ import httpx
 from benchgate.spec.request import ModelSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from prefect.client.orchestration import PrefectClient
 
@@ -83,24 +83,9 @@ WAITING_CAPACITY = 1_000_000  # the waiting count is never full
 # How long a process that just gave a slot back lets waiting processes ask first: their longest wait
 # between asks, plus the time an ask takes on a busy server.
 YIELD_SECONDS = 1.25 * MAX_WAIT["concurrency"]
-_held_by_server: ContextVar[bool] = ContextVar("benchgate_limits_held_by_server", default=False)
 # What the current attempt's tokens were charged (slots, monotonic time): pace() sets it and
 # settle() reads it in the same task, whose attempts run one after another.
 _charge: ContextVar[tuple[int, float] | None] = ContextVar("benchgate_token_charge", default=None)
-
-
-@contextmanager
-def limits_across_processes() -> Iterator[None]:
-    """Within this block, providers created take their limits from the Prefect server."""
-    token = _held_by_server.set(True)
-    try:
-        yield
-    finally:
-        _held_by_server.reset(token)
-
-
-def held_by_server() -> bool:
-    return _held_by_server.get()
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,26 @@ def test_a_provider_is_imported_only_when_named():
     assert json.loads(run.stdout) == ["benchgate.providers.base", "benchgate.providers.builtin"]
 
 
+def test_only_a_work_pool_lane_loads_the_prefect_held_limits():
+    """A provider whose limits this process holds (`benchgate run`) does not import httpx (0.1 s in
+    the generation process, before its first request); one in a work-pool lane's block does."""
+    code = (
+        "import sys\n"
+        "from benchgate.providers import create_provider\n"
+        "from benchgate.providers.limits import limits_across_processes\n"
+        "from benchgate.spec.request import ModelSpec\n"
+        "spec = ModelSpec(id='m', provider='openai-compatible', base_url='http://127.0.0.1:9/v1')\n"
+        "create_provider(spec)\n"
+        "print('httpx' in sys.modules, 'benchgate.providers.shared_limits' in sys.modules)\n"
+        "with limits_across_processes():\n"
+        "    provider = create_provider(spec)\n"
+        "print('httpx' in sys.modules, type(provider._server).__name__)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert run.stdout.split("\n")[:2] == ["False False", "True ServerLimiter"]
+
+
 def test_an_unknown_provider_is_a_request_problem_naming_the_field():
     request = {
         "name": "r",

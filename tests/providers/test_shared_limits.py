@@ -17,12 +17,8 @@ import pytest
 from prefect.client.orchestration import PrefectClient, get_client
 
 from benchgate.errors import ProviderError
-from benchgate.providers.shared_limits import (
-    ServerLimiter,
-    limits_across_processes,
-    shared_limits,
-    upsert_limits,
-)
+from benchgate.providers.limits import limits_across_processes
+from benchgate.providers.shared_limits import ServerLimiter, shared_limits, upsert_limits
 from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 from tests.support.arrivals import burst, starts_within
