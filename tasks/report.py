@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
@@ -45,23 +48,31 @@ async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Pa
         if path.is_file() and path.suffix in {".json", ".md", ".xml", ".html"}:
             store.write_bytes(store.report_path(parsed.benchmark_id, path.name), path.read_bytes())
     key = "benchgate-" + parsed.benchmark_id
-    await acreate_markdown_artifact(markdown, key=f"{key}-report", description=f"{parsed.name} report")
+    # One API round trip for all of them, not one after another, at the end of every run.
+    artifacts: list[Coroutine[Any, Any, UUID]] = [
+        acreate_markdown_artifact(markdown, key=f"{key}-report", description=f"{parsed.name} report")
+    ]
     rows = [
         {"task": task_name, "model": row.model, **row.metrics}
         for task_name, section in parsed.report.items()
         for row in section.results
     ]
     if rows:
-        await acreate_table_artifact(rows, key=f"{key}-table", description="metrics per model and task")
+        artifacts.append(
+            acreate_table_artifact(rows, key=f"{key}-table", description="metrics per model and task")
+        )
     for name, artifact, description in (
         ("report.json", "files", "the report as JSON"),
         (HTML_FILENAME, "html", "HTML report: tables, gate, charts, items"),
     ):
         stored = store.report_path(parsed.benchmark_id, name)
-        await acreate_link_artifact(
-            stored if not store.is_local else Path(stored).resolve().as_uri(),
-            link_text=name,
-            key=f"{key}-{artifact}",
-            description=description,
+        artifacts.append(
+            acreate_link_artifact(
+                stored if not store.is_local else Path(stored).resolve().as_uri(),
+                link_text=name,
+                key=f"{key}-{artifact}",
+                description=description,
+            )
         )
+    await asyncio.gather(*artifacts)
     return out_dir
