@@ -8,11 +8,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-# Resamples are drawn in blocks of at most this many indices (2 MB), bounding memory for large n
-# (2000 resamples x 11,873 SQuAD items would otherwise be ~190 MB of indices). Blocks this small
-# reuse their memory: 16 MB ones were each faulted in anew, half the interval's time at 5,000 items
-# (0.118 -> 0.064 s). The block size does not change the draws, hence the interval.
-_BLOCK_ELEMENTS = 262_144
+# Resamples are drawn in blocks of at most this many indices, bounding memory for large n
+# (2000 resamples x 11,873 SQuAD items would otherwise be ~190 MB of indices). The block size does
+# not change the draws, hence the interval. Smaller blocks reuse their memory instead of faulting
+# it in (5,000 items: 0.064 s against 0.118 with 2 MB blocks), but each block takes the GIL several
+# times, and the run's last interval is computed while a thread collects report.html's rows: with a
+# thread busy beside it, 2 MB blocks took 8.0 s at 50,000 items and 0.76 s at 5,000, these 1.4 and 0.14.
+_BLOCK_ELEMENTS = 2_000_000
 
 
 def mean(values: Sequence[float]) -> float:

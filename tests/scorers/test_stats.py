@@ -67,8 +67,7 @@ def test_coverage_is_near_nominal() -> None:
     ("n", "resamples"), [(2, 2000), (999, 2000), (1001, 2000), (4001, 777), (50_000, 2000)]
 )
 def test_the_interval_is_the_plain_blockwise_percentile_bootstrap(n: int, resamples: int) -> None:
-    """Averaging on a thread while the next block is drawn, in blocks eight times smaller than the
-    ones the published intervals were computed with (reproduced here), must not change a single resample."""
+    """Averaging on a thread while the next block is drawn must not change a single resample."""
     values = np.random.default_rng(n).random(n) < 0.6
     data = values.astype(np.float64)
     rng = np.random.default_rng(0)
