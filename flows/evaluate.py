@@ -19,7 +19,13 @@ from benchgate.evaltasks.base import EvalTask
 from benchgate.judges import RubricJudging
 from benchgate.report.html.collect import unit_scored
 from benchgate.run import generator_process
-from benchgate.run.evaluation import GenerationStats, TaskResult, import_pandas_ahead, summarize
+from benchgate.run.evaluation import (
+    GenerationStats,
+    TaskResult,
+    import_pandas_ahead,
+    stored_shard_scores,
+    summarize,
+)
 from benchgate.run.generation import Generation, HeadStartFailed, ShardSource
 from benchgate.run.preflight import check_sandbox
 from benchgate.spec.request import BenchmarkRequest, ModelSpec
@@ -81,6 +87,17 @@ async def _evaluate(
             resources.push_async_callback(judging.aclose)
 
         async def run_shard(shard: int) -> pd.DataFrame:
+            reused = await generation.take_reused(shard) if judging is None else None
+            if reused is not None:  # a rerun's shard: no request to retry, so no generate task
+                stats.add(reused.rows, reused.requests, reused.reused)
+                stored = await asyncio.to_thread(
+                    stored_shard_scores, store, eval_task, info.digest, shards[shard], reused.rows
+                )
+                if stored is not None:  # nor anything to score: no score task either
+                    reused_whole.append(shard)
+                    return stored
+                examples, rows = quote(reused.examples), quote(reused.rows)
+                return await score(eval_task, shard, examples, rows, store, info.digest, shards[shard])  # type: ignore[call-overload]
             # quote() keeps Prefect from walking the argument; Prefect unwraps it before the call.
             generated = await generate(model_id, shard, generation.context, quote(generation))  # type: ignore[call-overload]
             if isinstance(generated, ProviderConfigError):
@@ -94,6 +111,7 @@ async def _evaluate(
                 scored = await judge(judging, shard, quote(examples), quote(generated.rows), quote(scored))  # type: ignore[call-overload]
             return scored
 
+        reused_whole: list[int] = []
         import_pandas_ahead()
         reporter = asyncio.create_task(
             _report_progress(progress, generation, info.n_examples * generation.context.samples)
@@ -110,6 +128,12 @@ async def _evaluate(
                 model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
             ).to_dict()
     await aupdate_progress_artifact(progress, 100.0)
+    if reused_whole:
+        logger.info(
+            "%d of %d shards reused whole (answers and scores in the store): no task runs for them",
+            len(reused_whole),
+            len(shards),
+        )
     import pandas as pd  # loaded by the shards' scoring by now
 
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["example_id"])

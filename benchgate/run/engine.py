@@ -305,6 +305,17 @@ class ShardProducer:
             raise self._error
         return started
 
+    def reused_whole(self, shard: int) -> bool:
+        """Whether the shard is produced, untaken, and made no request: every answer came from the
+        store (a rerun's). Does not wait: a shard still being produced is not."""
+        started = self._started.get(shard)
+        if started is None or shard in self._taken_shards or not started.all_started:
+            return False
+        return all(
+            group.done() and not group.cancelled() and not group.exception() and not group.result().requests
+            for group in started.groups
+        )
+
     async def take(self, shard: int) -> ShardGenerations:
         """The shard's generations; its journal becomes a Parquet part. A second call (a Prefect retry
         of the shard's task after a failure) generates the shard again, reusing what the store holds."""

@@ -96,6 +96,13 @@ def score_key(task: EvalTask, examples_digest: str, groups: range, rows: list[di
     return hasher.hexdigest()
 
 
+def stored_shard_scores(
+    store: Store, task: EvalTask, examples_digest: str, groups: range, rows: list[dict[str, Any]]
+) -> pd.DataFrame | None:
+    """The shard's scores if the same outputs were scored before, else None."""
+    return store.read_shard_scores(task.spec.task, score_key(task, examples_digest, groups, rows))
+
+
 def score_shard_reusing(
     store: Store, task: EvalTask, key: str, examples: Sequence[Example], rows: list[dict[str, Any]]
 ) -> pd.DataFrame:

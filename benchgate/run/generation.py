@@ -75,6 +75,10 @@ class ShardSource(Protocol):
 
     async def take(self, shard: int) -> ShardGenerations: ...
 
+    async def take_reused(self, shard: int) -> ShardGenerations | None:
+        """The shard, taken, if it is produced and every answer in it came from the store; else None
+        and the shard stays for `take`."""
+
     async def items_done(self) -> int: ...
 
     async def aclose(self) -> None: ...
@@ -148,6 +152,9 @@ class Generation:
 
     async def take(self, shard: int) -> ShardGenerations:
         return await self.producer.take(shard)
+
+    async def take_reused(self, shard: int) -> ShardGenerations | None:
+        return await self.producer.take(shard) if self.producer.reused_whole(shard) else None
 
     async def items_done(self) -> int:
         return self.producer.items_done

@@ -132,6 +132,12 @@ class RemoteGeneration:
         taken.examples = self._examples.shard(self.shards[shard])
         return taken
 
+    async def take_reused(self, shard: int) -> ShardGenerations | None:
+        taken: ShardGenerations | None = await self._process.call("take_reused", self._key, shard)
+        if taken is not None:
+            taken.examples = self._examples.shard(self.shards[shard])
+        return taken
+
     async def items_done(self) -> int:
         done: int = await self._process.call("progress", self._key)
         return done
@@ -308,6 +314,9 @@ class _Generations:
         generation = self.opened[key]
         if operation == "take":
             return _taken(await generation.take(*args))
+        if operation == "take_reused":
+            reused = await generation.take_reused(*args)
+            return _taken(reused) if reused is not None else None
         if operation == "progress":
             return await generation.items_done()
         if operation == "close":
@@ -385,7 +394,7 @@ async def _serve(sock: socket.socket, setup: _Setup) -> None:
                 running.pop(call, None)
             writer.writelines(reply)
             await writer.drain()
-            if operation in ("take", "close"):
+            if operation in ("take", "take_reused", "close"):
                 await asyncio.to_thread(_return_freed_memory)  # up to 11 ms, GIL released
 
         try:

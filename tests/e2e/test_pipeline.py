@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 from rouge_score import rouge_scorer
@@ -250,13 +251,34 @@ def test_two_models_three_tasks_end_to_end(
     calls_before = len(chat_server.requests)
     scored = sorted(store.glob("score-cache/*/*.parquet"))
     assert scored, "each shard's scores are stored by content"
+    shard_task_runs = recorded_task_runs(prefect_server.api_url, ("generate ·", "score ·"))
+    assert all(shard_task_runs), shard_task_runs
     second = run_cli(["run", str(request), "--out", str(tmp_path / "again")], env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert len(chat_server.requests) == calls_before, "an identical rerun must make zero model calls"
     assert sorted(store.glob("score-cache/*/*.parquet")) == scored, "nor score an unchanged shard again"
+    assert recorded_task_runs(prefect_server.api_url, ("generate ·", "score ·")) == shard_task_runs, (
+        "a shard with nothing to ask or score is no task run"
+    )
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert again["report"] == report["report"]
     assert again["benchmarkId"] != report["benchmarkId"]
+
+
+def recorded_task_runs(api_url: str, prefixes: tuple[str, ...]) -> list[int]:
+    """The server's count of task runs named with each prefix, once it stops changing: Prefect records
+    task runs from their events, after the command has exited."""
+    counts: list[int] = []
+    for _ in range(40):
+        latest = [
+            httpx.post(f"{api_url}/task_runs/count", json={"task_runs": {"name": {"like_": prefix}}}).json()
+            for prefix in prefixes
+        ]
+        if latest == counts:
+            return counts
+        counts = latest
+        time.sleep(0.5)
+    raise AssertionError(f"task run counts still changing: {counts}")
 
 
 def test_sigkill_mid_generation_then_resume(tmp_path: Path, prefect_server) -> None:

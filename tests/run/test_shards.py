@@ -12,7 +12,7 @@ import pytest
 
 from benchgate.evaltasks import make_task
 from benchgate.providers import create_provider
-from benchgate.providers.base import Completion
+from benchgate.providers.base import Completion, Provider
 from benchgate.run import evaluation
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import ExamplesInfo, plan_shards, score_key, score_shard_reusing
@@ -229,6 +229,56 @@ async def test_a_dataset_under_the_floor_is_never_held_back_while_prefect_starts
             await provider.aclose()
             examples.close()
     assert [outcome.requests for outcome in taken] == [1_000] * 3 and server.count == 3_000
+
+
+async def test_only_a_shard_answered_wholly_from_the_store_is_reused_whole(tmp_path: Path) -> None:
+    """A rerun's shard (every answer in the store) can be taken without a generate task; one with a
+    single answer to ask cannot, and stays for its task."""
+    store = Store(str(tmp_path / "store"))
+    store.write_examples("qa-digest", qa_examples(40), shard_size=10)
+    shards = [range(0, 2), range(2, 4)]  # 2 shards of 20 items
+    context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
+    with ChatServer(latency=0.0) as server:
+        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=4)
+
+        def producer_for(examples: ExampleFile, provider: Provider) -> ShardProducer:
+            cached = store.reusable_generations("m", "qa")
+            for row in [r for r in cached.values() if r["example_id"] == "q25"]:  # one answer forgotten
+                del cached[row["cache_key"]]
+            return ShardProducer(
+                provider,
+                context,
+                cached,
+                store,
+                examples.read_group,
+                shards,
+                max_items_ahead=100,
+                max_examples_untaken=100,
+            )
+
+        with store.open_examples("qa-digest") as examples:
+            provider = create_provider(spec)
+            first = producer_for(examples, provider)
+            first.start()
+            try:
+                assert [(await first.take(shard)).requests for shard in range(2)] == [20, 20]
+            finally:
+                await first.aclose()
+            again = producer_for(examples, provider)
+            again.start()
+            try:
+                while again.items_done < 40:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
+                assert (again.reused_whole(0), again.reused_whole(1)) == (True, False)
+                reused = await again.take(0)
+                assert (reused.requests, reused.reused, len(reused.rows)) == (0, 20, 20)
+                assert not again.reused_whole(0), "a taken shard is taken once"
+                assert (await again.take(1)).requests == 1
+            finally:
+                await again.aclose()
+                await provider.aclose()
+    assert server.count == 41
 
 
 async def test_a_shard_larger_than_the_bound_is_still_started_whole_for_its_task(tmp_path: Path) -> None:
