@@ -69,9 +69,7 @@ def test_a_provider_is_imported_only_when_named():
         "providers = [m for m in sys.modules if m.startswith('benchgate.providers.')]\n"
         "print(json.dumps(sorted(http_stack + providers)))"
     )
-    root = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
-    assert json.loads(run.stdout) == ["benchgate.providers.base", "benchgate.providers.builtin"]
+    assert json.loads(fresh_interpreter(code)) == ["benchgate.providers.base", "benchgate.providers.builtin"]
 
 
 def test_only_a_work_pool_lane_loads_the_prefect_held_limits():
@@ -89,9 +87,15 @@ def test_only_a_work_pool_lane_loads_the_prefect_held_limits():
         "    provider = create_provider(spec)\n"
         "print('httpx' in sys.modules, type(provider._server).__name__)"
     )
+    assert fresh_interpreter(code).split("\n")[:2] == ["False False", "True ServerLimiter"]
+
+
+def fresh_interpreter(code: str) -> str:
+    """What `code` prints in an interpreter of its own, whose imports are only its own."""
     root = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
-    assert run.stdout.split("\n")[:2] == ["False False", "True ServerLimiter"]
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_an_unknown_provider_is_a_request_problem_naming_the_field():

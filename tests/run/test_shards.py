@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,6 +62,35 @@ def noting_reads(examples: ExampleFile, read: list[int]) -> Callable[[int], list
         return examples.read_group(group)
 
     return read_group
+
+
+@contextlib.asynccontextmanager
+async def producing(
+    store: Store,
+    server: ChatServer,
+    shards: list[range],
+    concurrency: int,
+    *,
+    items_ahead: int,
+    untaken: int,
+    read: list[int] | None = None,
+) -> AsyncIterator[ShardProducer]:
+    """A started producer of the store's examples, answered by `server`; all of it closed after."""
+    spec = ModelSpec(
+        id="m", provider="openai-compatible", base_url=f"{server.url}/v1", concurrency=concurrency
+    )
+    provider = create_provider(spec)
+    examples = store.open_examples("qa-digest")
+    read_group = examples.read_group if read is None else noting_reads(examples, read)
+    context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
+    producer = ShardProducer(provider, context, {}, store, read_group, shards, items_ahead, untaken)
+    producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.aclose()
+        await provider.aclose()
+        examples.close()
 
 
 async def test_a_shard_of_several_row_groups_is_journaled_per_item_and_becomes_one_part(
@@ -156,38 +186,20 @@ async def test_shards_no_task_has_taken_hold_at_most_the_bound(tmp_path: Path) -
     shards = [range(group, group + 2) for group in range(0, 10, 2)]  # 5 shards of 20 items
     read: list[int] = []
     with ChatServer(latency=0.0) as server:
-        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=8)
-        provider = create_provider(spec)
-        examples = store.open_examples("qa-digest")
-        context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
-        producer = ShardProducer(
-            provider,
-            context,
-            {},
-            store,
-            noting_reads(examples, read),
-            shards,
-            max_items_ahead=100,
-            max_examples_untaken=30,
-        )
+        async with producing(store, server, shards, 8, items_ahead=100, untaken=30, read=read) as producer:
 
-        async def settle(items: int) -> None:
-            while producer.items_done < items:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.2)  # time enough to read on, were it allowed to
+            async def settle(items: int) -> None:
+                while producer.items_done < items:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.2)  # time enough to read on, were it allowed to
 
-        producer.start()
-        try:  # shards 0 and 1 (40 examples) are started, then shard 2 waits: 40 untaken >= 30
+            # shards 0 and 1 (40 examples) are started, then shard 2 waits: 40 untaken >= 30
             await asyncio.wait_for(settle(40), 30)
             assert read == [0, 1, 2, 3] and producer.items_done == 40
             first = await producer.take(0)  # shard 0's 20 examples leave the bound
             await asyncio.wait_for(settle(60), 30)
             assert read == [0, 1, 2, 3, 4, 5] and producer.items_done == 60
             rest = [await producer.take(shard) for shard in range(1, 5)]
-        finally:
-            await producer.aclose()
-            await provider.aclose()
-            examples.close()
     assert [first.requests, *(outcome.requests for outcome in rest)] == [20] * 5
     assert read == list(range(10)) and server.count == 100
 
@@ -200,34 +212,16 @@ async def test_a_dataset_under_the_floor_is_never_held_back_while_prefect_starts
     store.write_examples("qa-digest", qa_examples(3_000), shard_size=100)
     shards = plan_shards(info(3_000, 30), None)
     assert [len(groups) for groups in shards] == [10, 10, 10]
+    bounds = {"items_ahead": items_ahead(16, 1_000), "untaken": examples_untaken(16, 1_000)}
     with ChatServer(latency=0.0) as server:
-        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=16)
-        provider = create_provider(spec)
-        examples = store.open_examples("qa-digest")
-        context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
-        producer = ShardProducer(
-            provider,
-            context,
-            {},
-            store,
-            examples.read_group,
-            shards,
-            max_items_ahead=items_ahead(16, 1_000),
-            max_examples_untaken=examples_untaken(16, 1_000),
-        )
+        async with producing(store, server, shards, 16, **bounds) as producer:
 
-        async def everything_answered() -> None:
-            while producer.items_done < 3_000:
-                await asyncio.sleep(0.02)
+            async def everything_answered() -> None:
+                while producer.items_done < 3_000:
+                    await asyncio.sleep(0.02)
 
-        producer.start()
-        try:
             await asyncio.wait_for(everything_answered(), 60)
             taken = [await producer.take(shard) for shard in range(3)]
-        finally:
-            await producer.aclose()
-            await provider.aclose()
-            examples.close()
     assert [outcome.requests for outcome in taken] == [1_000] * 3 and server.count == 3_000
 
 
