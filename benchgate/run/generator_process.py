@@ -384,8 +384,10 @@ async def _serve(sock: socket.socket, setup: _Setup) -> None:
         reader, writer = await asyncio.open_connection(sock=sock)
 
         async def answer(call: int, operation: str, args: tuple[Any, ...]) -> None:
+            result = None
             try:
-                reply = _frame((call, False, await generations.answer(operation, *args)))
+                result = await generations.answer(operation, *args)
+                reply = _frame((call, False, result))
             except asyncio.CancelledError:
                 return  # the command gave up on this call
             except Exception as error:
@@ -394,7 +396,7 @@ async def _serve(sock: socket.socket, setup: _Setup) -> None:
                 running.pop(call, None)
             writer.writelines(reply)
             await writer.drain()
-            if operation in ("take", "take_reused", "close"):
+            if operation in ("take", "close") or (operation == "take_reused" and result is not None):
                 await asyncio.to_thread(_return_freed_memory)  # up to 11 ms, GIL released
 
         try:
