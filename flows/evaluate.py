@@ -86,6 +86,8 @@ async def _evaluate(
         if judging is not None:
             resources.push_async_callback(judging.aclose)
 
+        reused_whole: list[int] = []  # shards that needed no task run
+
         async def run_shard(shard: int) -> pd.DataFrame:
             reused = await generation.take_reused(shard) if judging is None else None
             if reused is not None:  # a rerun's shard: no request to retry, so no generate task
@@ -111,7 +113,6 @@ async def _evaluate(
                 scored = await judge(judging, shard, quote(examples), quote(generated.rows), quote(scored))  # type: ignore[call-overload]
             return scored
 
-        reused_whole: list[int] = []
         import_pandas_ahead()
         reporter = asyncio.create_task(
             _report_progress(progress, generation, info.n_examples * generation.context.samples)

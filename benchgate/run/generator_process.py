@@ -126,14 +126,17 @@ class RemoteGeneration:
         self._examples = store.open_examples(opened.info.digest)
 
     async def take(self, shard: int) -> ShardGenerations:
-        """The shard's rows from the child; its examples are read here, from the store, when its
-        scoring needs them (see `_taken`)."""
-        taken: ShardGenerations = await self._process.call("take", self._key, shard)
-        taken.examples = self._examples.shard(self.shards[shard])
+        taken = await self._take("take", shard)
+        assert taken is not None
         return taken
 
     async def take_reused(self, shard: int) -> ShardGenerations | None:
-        taken: ShardGenerations | None = await self._process.call("take_reused", self._key, shard)
+        return await self._take("take_reused", shard)
+
+    async def _take(self, operation: str, shard: int) -> ShardGenerations | None:
+        """The shard's rows from the child; its examples are read here, from the store, when its
+        scoring needs them (see `_taken`)."""
+        taken: ShardGenerations | None = await self._process.call(operation, self._key, shard)
         if taken is not None:
             taken.examples = self._examples.shard(self.shards[shard])
         return taken
