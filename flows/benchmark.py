@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, tags
+from prefect import get_run_logger, tags
 from prefect.runtime import flow_run
 
 from benchgate.report.build import new_benchmark_id, report_exit_code, skeleton_report
@@ -19,6 +19,7 @@ from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
 from flows.concurrency import bounded_gather
 from flows.evaluate import evaluate
+from flows.json_flow import json_flow
 from flows.judging import compare_pairwise
 from flows.policy import checked_request
 from flows.remote import create_shared_limits, evaluate_on_pool
@@ -31,7 +32,7 @@ def _run_name() -> str:
     return f"benchmark · {request.get('name', 'unnamed')}"
 
 
-@flow(name="benchmark", flow_run_name=_run_name, persist_result=False)
+@json_flow(name="benchmark", flow_run_name=_run_name, persist_result=False)
 async def benchmark(
     request: dict[str, Any],
     out_dir: str | None = None,

@@ -9,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
@@ -31,6 +31,7 @@ from benchgate.run.preflight import check_sandbox
 from benchgate.spec.request import BenchmarkRequest, ModelSpec
 from benchgate.store import Store
 from flows.concurrency import bounded_gather, untagged_task_runs
+from flows.json_flow import json_flow
 from tasks.examples import load_examples
 from tasks.generate import generate
 from tasks.judge import judge
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports 
 PROGRESS_SECONDS = 2.0
 
 
-@flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
+@json_flow(name="evaluate", flow_run_name="evaluate · {model_id} · {task_name}", persist_result=False)
 async def evaluate(
     request: dict[str, Any], model_id: str, task_name: str, benchmark_id: str, store_url: str
 ) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import acreate_table_artifact
 
 from benchgate.gate.evaluate import evaluate_gate
@@ -16,9 +16,10 @@ from benchgate.report.markdown import render_gate_markdown
 from benchgate.spec.gate import GateSpec
 from benchgate.spec.report import Report
 from benchgate.store import Store
+from flows.json_flow import json_flow
 
 
-@flow(name="gate", flow_run_name="gate · {report[benchmarkId]}", persist_result=False)
+@json_flow(name="gate", flow_run_name="gate · {report[benchmarkId]}", persist_result=False)
 async def gate(
     report: dict[str, Any], gate_spec: dict[str, Any], store_url: str, out_dir: str
 ) -> dict[str, Any]:

@@ -6,17 +6,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
 from prefect.states import State
 
 from benchgate.run.validation import load_request
 from benchgate.store import Store
 from flows.benchmark import benchmark
+from flows.json_flow import json_flow
 from flows.states import final_state
 from tasks.history import publish_trend
 
 
-@flow(name="benchmark", flow_run_name="nightly · {request_path}", persist_result=False)
+@json_flow(name="benchmark", flow_run_name="nightly · {request_path}", persist_result=False)
 async def benchmark_file(
     request_path: str, cache: str = "refresh", store_url: str | None = None, trend_runs: int = 5
 ) -> State[Any]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from prefect import flow
 from prefect.states import State
 
 from benchgate.run.release import load_template, release_request
 from flows.benchmark import benchmark
+from flows.json_flow import json_flow
 from flows.states import final_state
 
 
-@flow(name="benchmark", flow_run_name="release · {model[id]}", persist_result=False)
+@json_flow(name="benchmark", flow_run_name="release · {model[id]}", persist_result=False)
 async def benchmark_release(
     template_path: str, model: dict[str, Any], store_url: str | None = None
 ) -> State[Any]:

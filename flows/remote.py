@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
@@ -42,6 +42,7 @@ from benchgate.settings import settings
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store, partition_name
 from flows.evaluate import evaluate
+from flows.json_flow import json_flow
 from flows.policy import checked_request
 
 Unit = tuple[str, str]  # (model id, evaluation task name)
@@ -82,7 +83,7 @@ def plan_lanes(request: BenchmarkRequest, units: Sequence[Unit], lanes: int) -> 
     return [[units[i] for i in sorted(lane)] for lane in plan]
 
 
-@flow(name="evaluate", persist_result=False)
+@json_flow(name="evaluate", persist_result=False)
 async def evaluate_on_worker(
     request: dict[str, Any], units: list[Unit], benchmark_id: str, store_url: str
 ) -> None:

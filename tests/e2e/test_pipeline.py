@@ -22,6 +22,7 @@ from rouge_score import rouge_scorer
 from benchgate.datasets.humaneval import read_humaneval
 from benchgate.datasets.squad import read_squad
 from benchgate.gate.webhooks import verify
+from benchgate.run.validation import parse_request
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
 from tests.support.processes import run_and_kill_when
@@ -239,6 +240,19 @@ def test_two_models_three_tasks_end_to_end(
         assert FAKE_KEY not in (out / name).read_text()
     assert FAKE_KEY not in first.stdout + first.stderr
     assert all(FAKE_KEY.encode() not in p.read_bytes() for p in store.rglob("*") if p.is_file())
+
+    recorded = httpx.post(
+        f"{prefect_server.api_url}/flow_runs/filter", json={"flow_runs": {"name": {"like_": "benchmark ·"}}}
+    ).json()
+    (parameters,) = [
+        run["parameters"] for run in recorded if run["parameters"]["benchmark_id"] == report["benchmarkId"]
+    ]
+    assert parameters == {
+        "request": parse_request(json.loads(request.read_text())).model_dump(mode="json"),
+        "out_dir": str(out),
+        "benchmark_id": report["benchmarkId"],
+        "store_url": str(store),
+    }, "the UI shows the request the run was given"
 
     assert report["gate"]["decision"] == "pass"
     assert len(hook.deliveries) == 1
