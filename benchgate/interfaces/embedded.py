@@ -77,8 +77,9 @@ def _project_configures_prefect() -> bool:
 
 
 def _shared_imports() -> None:
-    """What both the client and the server import: imported once, before the fork (0.8 s of CPU)."""
-    import fastapi.encoders  # noqa: F401  (the client's flow parameters are serialized with it)
+    """What both the client and the server import: imported once, before the fork (0.8 s of CPU).
+    FastAPI is the server's alone: the client records its flows' parameters without it
+    (flows/json_flow.py)."""
     import jinja2  # noqa: F401  (the client's prompt templates)
     import prefect  # noqa: F401
 
