@@ -16,7 +16,6 @@ from benchgate.report.build import append_step_summary, build_report
 from benchgate.report.formats import REPORT_FILES, write_outputs
 from benchgate.report.html import FILENAME as HTML_FILENAME
 from benchgate.report.html import write_report_html
-from benchgate.report.html.collect import items_ready
 from benchgate.run.evaluation import TaskResult
 from benchgate.spec.report import Report
 from benchgate.spec.request import BenchmarkRequest
@@ -43,7 +42,6 @@ async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Pa
     """
     parsed = Report.model_validate(report)
     markdown = write_outputs(out_dir, parsed, REPORT_FILES)["report.md"]
-    await items_ready()
     write_report_html(out_dir, report, store)
     append_step_summary(markdown)
     for path in sorted(out_dir.iterdir()):

@@ -218,38 +218,22 @@ class GeneratorProcess:
             return opened
         return RemoteGeneration(self, key, opened, self._store)
 
-    def run_beside(self, function: Callable[[], Any]) -> asyncio.Future[Any] | None:
-        """`function` (picklable, with its arguments bound) on a thread of the generation process, whose
-        core is idle once its answers are in: work of the command's that needs no Prefect runs there
-        while the command computes its intervals (report.html's item rows, ItemsAhead). Sent at once,
-        so it runs while the caller goes on without yielding to the event loop; None when no call
-        has connected the command to the process yet, or it is gone."""
-        if self._writer is None or self._lost is not None:
-            return None
-        return self._send(self._writer, ("run", None, function))[1]
-
     async def call(self, *message: Any) -> Any:
         """Send a call and wait for its answer; its error is raised here. Cancelling the caller
         cancels the call in the child (a shard's task cancelled stops its requests)."""
         if self._lost is not None:
             raise self._lost
         writer = await self._connected()
-        call, answer = self._send(writer, message)
+        call = next(self._ids)
+        answer = asyncio.get_running_loop().create_future()
+        self._calls[call] = answer
+        writer.writelines(_frame((call, *message)))
         try:
             return await answer
         except asyncio.CancelledError:
             if self._calls.pop(call, None) is not None and self._lost is None:
                 writer.writelines(_frame((next(self._ids), "cancel", call)))
             raise
-
-    def _send(
-        self, writer: asyncio.StreamWriter, message: tuple[Any, ...]
-    ) -> tuple[int, asyncio.Future[Any]]:
-        call = next(self._ids)
-        answer = asyncio.get_running_loop().create_future()
-        self._calls[call] = answer
-        writer.writelines(_frame((call, *message)))
-        return call, answer
 
     async def _connected(self) -> asyncio.StreamWriter:
         if self._writer is None:
@@ -330,8 +314,6 @@ class _Generations:
     async def answer(self, operation: str, key: UnitKey, *args: Any) -> Any:
         if operation == "open":
             return await self._open(key, *args)
-        if operation == "run":
-            return await asyncio.to_thread(*args)
         generation = self.opened[key]
         if operation == "take":
             return _taken(await generation.take(*args))
@@ -417,7 +399,7 @@ async def _serve(sock: socket.socket, setup: _Setup) -> None:
                 running.pop(call, None)
             writer.writelines(reply)
             await writer.drain()
-            if operation in ("take", "close", "run") or (operation == "take_reused" and result is not None):
+            if operation in ("take", "close") or (operation == "take_reused" and result is not None):
                 await asyncio.to_thread(_return_freed_memory)  # up to 11 ms, GIL released
 
         try:

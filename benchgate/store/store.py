@@ -324,7 +324,7 @@ class Store:
         return table.to_pandas() if table is not None else None
 
     def read_score_table(self, benchmark_id: str, model_id: str, task: str) -> pa.Table | None:
-        """`read_scores` as Arrow: for readers that need no DataFrame (pandas is 0.3 s to import)."""
+        """`read_scores` as Arrow, for readers that need no DataFrame."""
         path = self.scores_path(benchmark_id, model_id, task)
         return self.read_table(path) if self.fs.exists(path) else None
 

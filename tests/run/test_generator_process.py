@@ -9,8 +9,6 @@ tests/interfaces/test_embedded.py and tests/e2e/test_pipeline.py.
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib
 import json
 import os
 import signal
@@ -38,11 +36,7 @@ from benchgate.run.generator_process import (
 from benchgate.spec.example import Example
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
-from tests.report.stored_runs import TASK, generation, stored_report, write_examples, write_generations
 from tests.support.processes import REPO_ROOT
-
-# The module: the package exports its `collect` function under the same name.
-report_items = importlib.import_module("benchgate.report.html.collect")
 
 
 class ChatProcess:
@@ -280,61 +274,3 @@ def test_a_command_that_stops_before_its_flow_stops_the_child_and_keeps_its_answ
     assert len(store.reusable_generations("m", "t")) == 40
     parts = list((tmp_path / "store" / "generations").rglob("part-*.parquet"))
     assert parts, "the journal became a Parquet part"
-
-
-def test_work_run_beside_the_generations_runs_in_the_child_once_connected(tmp_path: Path, how: str) -> None:
-    request = echo_request(tmp_path, "http://127.0.0.1:9", 3)  # nothing is asked: the calls are local
-    process = start(request, tmp_path / "store", at_once=0)
-    pid = process.pid
-
-    async def command() -> tuple[int, BaseException]:
-        assert process.run_beside(os.getpid) is None, "not connected yet: the caller does the work itself"
-        assert await process.open("m", "t", None) is None  # any call connects
-        beside = process.run_beside(os.getpid)
-        assert beside is not None
-        ran_in = await beside
-        failing = process.run_beside(functools.partial(int, "not a number"))
-        assert failing is not None
-        with pytest.raises(GeneratorProcessCrash) as caught:
-            await failing
-        await process.aclose()
-        return ran_in, caught.value
-
-    try:
-        ran_in, error = asyncio.run(command())
-    finally:
-        process.stop()
-    assert ran_in not in (os.getpid(), None) and (how == "spawn" or ran_in == pid)
-    assert "ValueError" in str(error)
-
-
-def test_report_rows_collected_ahead_in_the_child_are_those_collected_here(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The last unit's report.html rows are collected in the generation process while the command
-    computes its intervals; they must be the rows `collect` makes here from the same store."""
-    store = Store(str(tmp_path / "rows"))
-    write_examples(store, "0" * 16, {"i1": "2", "i2": "4", "i3": "6"})
-    write_generations(
-        store, "m", [generation("bmk-run", "m", i, str(n)) for n, i in enumerate(("i1", "i2", "i3"))]
-    )
-    report = json.loads(stored_report(store, "bmk-run", {"m": {"i1": 1.0, "i2": 0.0, "i3": None}}).to_json())
-    fresh, _ = report_items.collect(store, report)
-    process = start(echo_request(tmp_path, "http://127.0.0.1:9", 3), tmp_path / "store", at_once=0)
-    # Here, after the fork, collecting fails: only rows collected in the child can come back.
-    monkeypatch.setattr(report_items, "_pair_items", lambda *args: pytest.fail("collected in the command"))
-
-    async def command() -> list[dict[str, Any]] | None:
-        await process.open("m", "t", None)
-        with generator_process.generating_in(process), report_items.items_collected_ahead(1) as ahead:
-            report_items.unit_scored(store, "bmk-run", TASK, "m", "r1", ["f1-score"])
-            await report_items.items_ready()
-            rows = ahead.take(report_items.unit_key(store, "bmk-run", TASK, "m", "r1", ["f1-score"]))
-        await process.aclose()
-        return rows
-
-    try:
-        rows = asyncio.run(command())
-    finally:
-        process.stop()
-    assert rows == fresh and [row["id"] for row in rows] == ["i1", "i2", "i3"]

@@ -6,9 +6,7 @@ what it is without opening Parquet; the full texts stay in the store.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import json
 import math
 import re
@@ -20,7 +18,6 @@ from typing import Any
 from benchgate import jsonio
 from benchgate.report.history import history_rows, read_history
 from benchgate.report.items import prompt_text
-from benchgate.run import generator_process
 from benchgate.spec.report import Report
 from benchgate.store import Store, partition_name
 
@@ -49,24 +46,25 @@ def unit_key(
 
 
 class ItemsAhead:
-    """The item rows of the run's last model x task, collected while its subflow computes the
-    intervals: in the generation process when the command has one (its core is idle once the answers
-    are in), else in a thread.
+    """The item rows of the run's last model x task, collected in a thread while its subflow computes
+    the intervals.
 
-    The rows are most of writing report.html (0.6 s at 50,000 items). In a thread they share the GIL
-    with the bootstrap, which NumPy does not leave as long as hoped: at 5,000 items with a running
-    server, the tail from the last shard to report.html took 0.83 s against 0.92 s with the rows
-    collected in the generation process (6 alternating runs each; at 50,000 items, where the
-    bootstrap's two threads want both cores, no difference). Only the last unit to store its scores
-    is collected ahead: rows collected earlier are held while other units still generate and score
-    (bench/memory.py, 3 models: 1,455-1,494 MiB peak with every unit collected ahead, 1,304-1,368
-    MiB with the last only). A unit is taken from here only when its rows are asked for with exactly
-    the same store, run, revision and metrics; any other is collected as before.
+    The rows are most of writing report.html (0.6 s at 50,000 items). They share the GIL with the
+    bootstrap, so each slows the other (5,000 items: 0.22 s together, against 0.11 s for the
+    bootstrap alone and 0.08-0.15 s for the rows alone): about as long as one after the other.
+    Collected in the generation process instead, idle by then, they cut a C=128 run's tail from
+    0.92 to 0.83 s but made a cached rerun slower (3.41 against 3.23 s, 6 alternating runs each),
+    whose bootstrap is short: that process first had to import the report's modules. Only the last
+    unit to store its scores is collected ahead: rows collected earlier are held while other units
+    still generate and score (bench/memory.py, 3 models: 1,455-1,494 MiB peak with every unit
+    collected ahead, 1,304-1,368 MiB with the last only). A unit is taken from here only when its
+    rows are asked for with exactly the same store, run, revision and metrics; any other is
+    collected as before.
     """
 
     def __init__(self, units: int) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="benchgate-report-items")
-        self._units: dict[UnitKey, Future[list[dict[str, Any]]] | asyncio.Future[list[dict[str, Any]]]] = {}
+        self._units: dict[UnitKey, Future[list[dict[str, Any]]]] = {}
         self._unscored = units
 
     def scored(
@@ -83,31 +81,17 @@ class ItemsAhead:
         if self._unscored or metrics is None:
             return
         key = unit_key(store, benchmark_id, task, model, revision, metrics)
-        collect_rows = functools.partial(
-            unit_items, store.url, benchmark_id, task, model, list(metrics), revision
+        self._units[key] = self._pool.submit(
+            lambda: _pair_items(store, benchmark_id, task, model, metrics, revision, _references(store, task))
         )
-        process = generator_process.current()
-        beside = process.run_beside(collect_rows) if process is not None else None
-        self._units[key] = beside if beside is not None else self._pool.submit(collect_rows)
-
-    async def ready(self) -> None:
-        """Until the rows collected in the generation process have arrived (or failed: then `take`
-        gives None and they are collected as any other unit's)."""
-        pending = [future for future in self._units.values() if isinstance(future, asyncio.Future)]
-        await asyncio.gather(*pending, return_exceptions=True)
 
     def take(self, key: UnitKey) -> list[dict[str, Any]] | None:
         future = self._units.pop(key, None)
-        if isinstance(future, asyncio.Future) and not future.done():
-            future.cancel()
-            return None
-        if future is None or future.cancelled() or future.exception() is not None:  # collected again
+        if future is None or future.exception() is not None:  # collected again, failing the same way
             return None
         return future.result()
 
     def close(self) -> None:
-        for future in self._units.values():
-            future.cancel()
         self._units.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -126,13 +110,6 @@ def items_collected_ahead(units: int) -> Iterator[ItemsAhead]:
     finally:
         _ITEMS_AHEAD.reset(token)
         ahead.close()
-
-
-async def items_ready() -> None:
-    """Before report.html is built: the rows collected ahead in the generation process are here."""
-    ahead = _ITEMS_AHEAD.get()
-    if ahead is not None:
-        await ahead.ready()
 
 
 def unit_scored(
@@ -171,14 +148,6 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
         return text
     half = (limit - 3) // 2
     return f"{text[:half]} … {text[-half:]}"
-
-
-def unit_items(
-    store_url: str, benchmark_id: str, task: str, model: str, metrics: Sequence[str], revision: str | None
-) -> list[dict[str, Any]]:
-    """A model x task's item rows, from the store alone: so they can be collected in another process."""
-    store = Store(store_url)
-    return _pair_items(store, benchmark_id, task, model, metrics, revision, _references(store, task))
 
 
 def _pair_items(
