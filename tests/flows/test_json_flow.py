@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from prefect import flow
 from pydantic import BaseModel
 
 from flows.json_flow import json_flow
+from tests.support.processes import fresh_interpreter
 
 
 class Colour(enum.Enum):
@@ -57,8 +56,4 @@ def test_json_parameters_do_not_import_fastapi_and_anything_else_still_converts(
         "when = datetime.date(2026, 12, 1)\n"
         "print(benchmark.serialize_parameters({'request': {'day': when}}), 'fastapi' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    printed = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
-    assert printed.stdout.splitlines() == ["True False", "{'request': {'day': '2026-12-01'}} True"], (
-        printed.stderr
-    )
+    assert fresh_interpreter(code).splitlines() == ["True False", "{'request': {'day': '2026-12-01'}} True"]

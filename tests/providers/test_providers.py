@@ -11,11 +11,8 @@ import itertools
 import json
 import logging
 import math
-import subprocess
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
@@ -31,6 +28,7 @@ from benchgate.spec.example import Example
 from benchgate.spec.request import ModelSpec
 from tests.providers.conftest import KEY
 from tests.support.chat_servers import ChatServer, Reply
+from tests.support.processes import fresh_interpreter
 
 EXAMPLE = Example(
     "ex-1",
@@ -88,14 +86,6 @@ def test_only_a_work_pool_lane_loads_the_prefect_held_limits():
         "print('httpx' in sys.modules, type(provider._server).__name__)"
     )
     assert fresh_interpreter(code).split("\n")[:2] == ["False False", "True ServerLimiter"]
-
-
-def fresh_interpreter(code: str) -> str:
-    """What `code` prints in an interpreter of its own, whose imports are only its own."""
-    root = Path(__file__).resolve().parents[2]
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
-    ).stdout
 
 
 def test_an_unknown_provider_is_a_request_problem_naming_the_field():

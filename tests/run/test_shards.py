@@ -7,13 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from benchgate.evaltasks import make_task
 from benchgate.providers import create_provider
-from benchgate.providers.base import Completion, Provider
+from benchgate.providers.base import Completion
 from benchgate.run import evaluation
 from benchgate.run.engine import ShardContext, ShardProducer
 from benchgate.run.evaluation import ExamplesInfo, plan_shards, score_key, score_shard_reusing
@@ -74,8 +75,10 @@ async def producing(
     items_ahead: int,
     untaken: int,
     read: list[int] | None = None,
+    cached: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[ShardProducer]:
-    """A started producer of the store's examples, answered by `server`; all of it closed after."""
+    """A started producer of the store's examples, answered by `server` where `cached` (the store's
+    answers) has none; all of it closed after."""
     spec = ModelSpec(
         id="m", provider="openai-compatible", base_url=f"{server.url}/v1", concurrency=concurrency
     )
@@ -83,7 +86,7 @@ async def producing(
     examples = store.open_examples("qa-digest")
     read_group = examples.read_group if read is None else noting_reads(examples, read)
     context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
-    producer = ShardProducer(provider, context, {}, store, read_group, shards, items_ahead, untaken)
+    producer = ShardProducer(provider, context, cached or {}, store, read_group, shards, items_ahead, untaken)
     producer.start()
     try:
         yield producer
@@ -231,47 +234,22 @@ async def test_only_a_shard_answered_wholly_from_the_store_is_reused_whole(tmp_p
     store = Store(str(tmp_path / "store"))
     store.write_examples("qa-digest", qa_examples(40), shard_size=10)
     shards = [range(0, 2), range(2, 4)]  # 2 shards of 20 items
-    context = ShardContext("bmk-1", "qa", "ds", "rev", 1, "reuse")
+    bounds = {"items_ahead": 100, "untaken": 100}
     with ChatServer(latency=0.0) as server:
-        spec = ModelSpec(id="m", provider="openai-compatible", base_url=server.url + "/v1", concurrency=4)
-
-        def producer_for(examples: ExampleFile, provider: Provider) -> ShardProducer:
-            cached = store.reusable_generations("m", "qa")
-            for row in [r for r in cached.values() if r["example_id"] == "q25"]:  # one answer forgotten
-                del cached[row["cache_key"]]
-            return ShardProducer(
-                provider,
-                context,
-                cached,
-                store,
-                examples.read_group,
-                shards,
-                max_items_ahead=100,
-                max_examples_untaken=100,
-            )
-
-        with store.open_examples("qa-digest") as examples:
-            provider = create_provider(spec)
-            first = producer_for(examples, provider)
-            first.start()
-            try:
-                assert [(await first.take(shard)).requests for shard in range(2)] == [20, 20]
-            finally:
-                await first.aclose()
-            again = producer_for(examples, provider)
-            again.start()
-            try:
-                while again.items_done < 40:
-                    await asyncio.sleep(0.01)
-                await asyncio.sleep(0.05)
-                assert (again.reused_whole(0), again.reused_whole(1)) == (True, False)
-                reused = await again.take(0)
-                assert (reused.requests, reused.reused, len(reused.rows)) == (0, 20, 20)
-                assert not again.reused_whole(0), "a taken shard is taken once"
-                assert (await again.take(1)).requests == 1
-            finally:
-                await again.aclose()
-                await provider.aclose()
+        async with producing(store, server, shards, 4, **bounds) as first:
+            assert [(await first.take(shard)).requests for shard in range(2)] == [20, 20]
+        cached = store.reusable_generations("m", "qa")
+        for row in [r for r in cached.values() if r["example_id"] == "q25"]:  # one answer forgotten
+            del cached[row["cache_key"]]
+        async with producing(store, server, shards, 4, **bounds, cached=cached) as again:
+            while again.items_done < 40:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert (again.reused_whole(0), again.reused_whole(1)) == (True, False)
+            reused = await again.take(0)
+            assert (reused.requests, reused.reused, len(reused.rows)) == (0, 20, 20)
+            assert not again.reused_whole(0), "a taken shard is taken once"
+            assert (await again.take(1)).requests == 1
     assert server.count == 41
 
 

@@ -44,3 +44,10 @@ def run_and_kill_when(
     assert process.poll() is None, "the run finished before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def fresh_interpreter(code: str) -> str:
+    """What `code` prints in an interpreter of its own, whose imports are only its own."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
