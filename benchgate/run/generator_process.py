@@ -169,6 +169,7 @@ class GeneratorProcess:
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count()
         self._lost: GeneratorProcessLost | None = None
+        self._status: int | None = None  # once reaped: exit code, or minus the signal that ended it
 
     @property
     def pid(self) -> int | None:
@@ -253,7 +254,8 @@ class GeneratorProcess:
                 else:
                     answer.set_result(value)
         except (asyncio.IncompleteReadError, ConnectionError) as error:
-            self._lost = GeneratorProcessLost(f"the generation process exited ({error})")
+            how = await self._how_it_ended()
+            self._lost = GeneratorProcessLost(f"the generation process exited: {how} ({error})")
         except Exception as error:  # an answer that cannot be read: nothing after it can be trusted
             self._lost = GeneratorProcessLost(f"unreadable answer from the generation process: {error!r}")
         for answer in self._calls.values():
@@ -285,14 +287,32 @@ class GeneratorProcess:
             self._kill()
 
     def _exited(self) -> bool:
+        return self._exit_status() is not None
+
+    def _exit_status(self) -> int | None:
+        """Its exit code, or minus the signal that ended it; None while it runs."""
         if self._spawned is not None:
-            return self._spawned.poll() is not None
-        if self._pid is None:
-            return True
-        if os.waitpid(self._pid, os.WNOHANG) == (0, 0):
-            return False
-        self._pid = None
-        return True
+            return self._spawned.poll()
+        if self._pid is not None:
+            pid, status = os.waitpid(self._pid, os.WNOHANG)
+            if pid == 0:
+                return None
+            self._pid, self._status = None, os.waitstatus_to_exitcode(status)
+        return self._status
+
+    async def _how_it_ended(self) -> str:
+        """What the user needs to tell a crash (its traceback, printed by the child) from a kill (the
+        kernel's OOM killer, a signal from outside) when the socket closes under the command."""
+        deadline = time.monotonic() + 2.0
+        while (status := self._exit_status()) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if status is None:
+            return "it closed its socket and still runs"
+        if status < 0:
+            return f"killed by {signal.Signals(-status).name}"
+        if status:
+            return f"exit status {status}, its traceback above"
+        return "exit status 0"
 
     def _kill(self) -> None:
         if self._spawned is not None:
@@ -301,7 +321,7 @@ class GeneratorProcess:
         elif self._pid is not None:
             os.kill(self._pid, signal.SIGKILL)
             os.waitpid(self._pid, 0)
-            self._pid = None
+            self._pid, self._status = None, -signal.SIGKILL
 
 
 class _Generations:

@@ -20,6 +20,7 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 from tests.support.prefect_server import PrefectServer
+from tests.support.processes import outputs
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 CODE_DIR = "/opt/benchgate"  # WORKDIR, and the deployments' set_working_directory
@@ -127,5 +128,5 @@ def test_the_image_command_starts_a_worker(prefect_server: PrefectServer) -> Non
         text=True,
         timeout=180,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, outputs(result)
     assert asyncio.run(_workers(prefect_server, pool)) == ["image-worker"]

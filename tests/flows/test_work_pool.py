@@ -19,6 +19,7 @@ import yaml
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.prefect_server import PrefectServer
 from tests.support.prefect_workers import SERIAL_WITH_WORKERS, Worker, deploy_worker_entry
+from tests.support.processes import outputs
 
 pytestmark = [pytest.mark.slow, SERIAL_WITH_WORKERS]
 
@@ -141,7 +142,7 @@ def test_two_workers_share_the_subflows_and_the_report_equals_local_mode(
             started = time.monotonic()
             result = run_cli(["run", str(path), "--out", str(tmp_path / execution)], env, timeout=300)
             print(f"{database} {execution}: benchmark took {time.monotonic() - started:.1f} s")
-            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            assert result.returncode == 0, outputs(result)
         lanes, subflows = asyncio.run(lanes_and_subflows(prefect_server, DEPLOYMENT))
     finally:
         for worker in workers:
@@ -201,7 +202,7 @@ def test_a_subflow_failing_on_a_lane_is_reported_and_the_lane_goes_on(
     finally:
         worker.stop()
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["status"] == "failed", result.stdout[-3000:] + result.stderr[-3000:]
+    assert report["status"] == "failed", outputs(result)
     details = report["details"]["text-summarization"]
     assert "BENCHGATE_TEST_LANE_KEY" in details["keyed"]["failure"], details["keyed"]
     assert details["reference"]["failure"] is None

@@ -24,6 +24,7 @@ from tests.support.arrivals import starts_within
 from tests.support.chat_servers import ChatRequest, ChatServer
 from tests.support.prefect_server import PrefectServer
 from tests.support.prefect_workers import Worker, deploy_worker_entry, support_tasks
+from tests.support.processes import outputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.alone]  # asserts its processes overlapped in time
 
@@ -96,7 +97,7 @@ def run_limited(
     started = time.monotonic()
     result = run_cli(["run", str(path), "--out", str(out)], env, timeout=300)
     print(f"{execution}: {time.monotonic() - started:.1f} s, {chat.stats()}")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, outputs(result)
     assert chat.max_in_flight <= CONCURRENCY, (execution, chat.stats())
     return list(chat.requests)
 

@@ -27,6 +27,7 @@ from tests.support.arrivals import burst
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
 from tests.support.prefect_server import PrefectServer
 from tests.support.prefect_workers import Worker, deploy_worker_entry, support_tasks
+from tests.support.processes import outputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.alone]  # asserts its processes overlapped in time
 
@@ -97,7 +98,7 @@ def test_two_processes_of_one_model_stay_within_its_token_bucket(
             started = time.monotonic()
             result = run_cli(["run", str(path), "--out", str(tmp_path / "out")], env, timeout=300)
             took = time.monotonic() - started
-            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            assert result.returncode == 0, outputs(result)
             received = list(chat.requests)
     finally:
         for worker in workers:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -246,15 +246,44 @@ def test_a_child_that_dies_fails_the_calls_waiting_on_it(tmp_path: Path, chat: C
         generation = await process.open("m", "t", None)
         assert isinstance(generation, RemoteGeneration)
         os.kill(pid, signal.SIGKILL)
-        with pytest.raises(GeneratorProcessLost):
+        with pytest.raises(GeneratorProcessLost, match="killed by SIGKILL"):
             await generation.take(0)
-        with pytest.raises(GeneratorProcessLost):
+        with pytest.raises(GeneratorProcessLost, match="killed by SIGKILL"):
             await generation.items_done()
 
     try:
         asyncio.run(subflow())
     finally:
         process.stop()
+
+
+def _explode() -> None:
+    raise RuntimeError("this call cannot be read")
+
+
+class _Unreadable:
+    """Pickles, but raises where it is unpickled: in the child."""
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        return _explode, ()
+
+
+def test_a_child_that_crashes_says_so_and_prints_where(
+    tmp_path: Path, chat: ChatProcess, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Its traceback is on stderr and the command's error says to look there (exit status 1), not
+    only that the socket closed."""
+    process = start(echo_request(tmp_path, chat.url, 10), tmp_path / "store")
+
+    async def subflow() -> None:
+        with pytest.raises(GeneratorProcessLost, match="exit status 1, its traceback above"):
+            await process.call("open", _Unreadable())
+
+    try:
+        asyncio.run(subflow())
+    finally:
+        process.stop()
+    assert "RuntimeError: this call cannot be read" in capfd.readouterr().err
 
 
 def test_a_command_that_stops_before_its_flow_stops_the_child_and_keeps_its_answers(

@@ -51,3 +51,12 @@ def fresh_interpreter(code: str) -> str:
     return subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     ).stdout
+
+
+def outputs(result: subprocess.CompletedProcess[str], keep: int = 3000) -> str:
+    """A failed command's output for an assertion message: the end of stdout, and both ends of
+    stderr, where a child process's traceback comes before the command's own."""
+    err = result.stderr
+    if len(err) > 2 * keep:
+        err = f"{err[:keep]}\n[...]\n{err[-keep:]}"
+    return f"{result.stdout[-keep:]}\n{err}"
