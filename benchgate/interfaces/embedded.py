@@ -153,6 +153,9 @@ class EmbeddedServer:
     def _spawn(self) -> None:
         self.port = _free_port()
         os.environ["PREFECT_API_URL"] = self.api_url  # before Prefect is imported: it reads it then
+        # The server is this process's own Prefect: asking its version (a TLS context and a request
+        # by the events client) cannot find a mismatch.
+        os.environ["PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED"] = "false"
         if not FORK_SERVER:
             env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
             command = [sys.executable, "-m", "benchgate.interfaces.embedded", str(self.port)]
