@@ -53,6 +53,13 @@ STOP_TIMEOUT_SECONDS = 30.0  # for the child to close its generations (Parquet p
 # alternating runs each). Cyclic garbage waits longer for a collection: bench/memory.py's peak, while
 # report.html is written, was 1,304-1,368 MiB at 100,000 against 1,323 MiB at 50,000.
 RUN_GC_THRESHOLDS = (100_000, 10, 10)
+# A thread that waits for the GIL takes it from a running one after this long (Python's default is
+# 5 ms). NumPy's bootstrap takes the GIL back after each draw and average, and beside a thread busy
+# in Python (report.html's rows) each time cost up to the full interval: 5,000 items' interval took
+# 0.13-0.23 s beside such a thread at 5 ms, 0.06-0.08 s at 1 ms, 0.04 s alone (the busy thread's own
+# pace unchanged). At 50,000 items and C=128, 8 alternating runs each: the tail after the last
+# answer 1.99 against 2.15 s (medians); the walls differ less than this machine's spread.
+RUN_SWITCH_INTERVAL = 0.001
 _HEADER = struct.Struct("!Q")
 _LIBC = ctypes.CDLL(None)
 _CURRENT: ContextVar[GeneratorProcess | None] = ContextVar("benchgate_generator_process", default=None)
@@ -472,6 +479,7 @@ def _run_child(sock: socket.socket, setup: _Setup) -> None:
     gc.freeze()  # what the command imported before the fork lives as long as this process
     gc.set_threshold(*RUN_GC_THRESHOLDS)
     gc.enable()
+    sys.setswitchinterval(RUN_SWITCH_INTERVAL)  # a spawned child's (a forked one has the command's)
     _event_loop_runner()(_serve(sock, setup))
 
 
