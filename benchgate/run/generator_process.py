@@ -401,8 +401,15 @@ def _taken(shard: ShardGenerations) -> ShardGenerations:
     the command reads from the store. Both are the dataset's text again (a CNN/DailyMail article
     twice per item): sent, they took the child to 1.1 GB in bench/memory.py, the command's own peak
     plus the pickles."""
-    rows = [{name: value for name, value in row.items() if name != "prompt"} for row in shard.rows]
-    return ShardGenerations(rows, shard.requests, shard.reused)
+    return ShardGenerations([_without_prompt(row) for row in shard.rows], shard.requests, shard.reused)
+
+
+def _without_prompt(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy without the prompt: copied in C and then popped, a fifth of the time of a comprehension
+    (1.8 against 9.7 ms a shard of 6,250 rows, on the event loop)."""
+    copy = row.copy()
+    copy.pop("prompt", None)
+    return copy
 
 
 async def _serve(sock: socket.socket, setup: _Setup) -> None:
