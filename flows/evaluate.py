@@ -23,6 +23,8 @@ from benchgate.run.evaluation import (
     GenerationStats,
     TaskResult,
     import_pandas_ahead,
+    intervals,
+    metric_values,
     stored_shard_scores,
     summarize,
 )
@@ -145,7 +147,10 @@ async def _evaluate(
     # Judges add their metrics after summarize: such a unit is collected with the report.
     metrics = [metric.name for metric in eval_task.metrics()] if judging is None else None
     unit_scored(store, benchmark_id, spec.task, model.id, info.revision, metrics)
-    result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget)
+    values = metric_values(eval_task, scores)
+    process = generator_process.current()
+    computed = await (process.intervals(values) if process else asyncio.to_thread(intervals, values))
+    result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget, computed)
     if judging is not None:
         judging.record(result)
     logger.info(

@@ -176,6 +176,25 @@ class TaskResult:
         return asdict(self)
 
 
+Interval = tuple[float, float]
+
+
+def metric_values(task: EvalTask, scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each metric's per-item values, in the scores' order."""
+    return {
+        metric.name: scores[metric.name].to_numpy(dtype=float) if len(scores) else np.array([])
+        for metric in task.metrics()
+    }
+
+
+def intervals(values: dict[str, np.ndarray], seed: int = 0) -> dict[str, Interval]:
+    """Each metric's percentile bootstrap interval of the mean; NaN for no values."""
+    return {
+        name: bootstrap_ci(column, seed=seed) if len(column) else (math.nan, math.nan)
+        for name, column in values.items()
+    }
+
+
 def summarize(
     task: EvalTask,
     model: ModelSpec,
@@ -183,8 +202,9 @@ def summarize(
     scores: pd.DataFrame,
     generation_stats: dict[str, Any],
     error_budget: float,
-    seed: int = 0,
+    computed: dict[str, Interval] | None = None,
 ) -> TaskResult:
+    """The unit's result; its intervals as `computed` (by `intervals`, elsewhere), or computed here."""
     n_errors = info.n_examples - len(scores)
     result = TaskResult(
         model_id=model.id,
@@ -201,9 +221,12 @@ def summarize(
         timeouts=generation_stats["timeouts"],
     )
     result.inconclusive = result.error_rate > error_budget or result.n == 0
+    values_by_metric = metric_values(task, scores)
+    if computed is None:
+        computed = intervals(values_by_metric)
     for metric in task.metrics():
-        values = scores[metric.name].to_numpy(dtype=float) if len(scores) else np.array([])
-        low, high = bootstrap_ci(values, seed=seed) if len(values) else (float("nan"), float("nan"))
+        values = values_by_metric[metric.name]
+        low, high = computed[metric.name]
         mean = float(values.mean()) if len(values) else float("nan")
         result.metrics[metric.name] = {"value": mean, "ci_low": low, "ci_high": high, "n": len(values)}
         result.higher_is_better[metric.name] = metric.higher_is_better

@@ -35,10 +35,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import numpy as np
+
 from benchgate.errors import BenchgateError, DatasetError
 from benchgate.providers import provider_class
 from benchgate.run.engine import ShardContext, ShardGenerations
-from benchgate.run.evaluation import ExamplesInfo
+from benchgate.run.evaluation import ExamplesInfo, Interval, intervals
 from benchgate.run.generation import ApiKeys, Generation, adopt_head_start, head_starts
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
@@ -226,6 +228,15 @@ class GeneratorProcess:
             return opened
         return RemoteGeneration(self, key, opened, self._store)
 
+    async def intervals(self, values: dict[str, np.ndarray]) -> dict[str, Interval]:
+        """The metrics' bootstrap intervals (`evaluation.intervals`), computed here: once its answers
+        are in, this process is idle, with a core and a GIL of its own, while the command collects
+        report.html's rows in a thread. In the command the two shared its GIL (5,000 items: 0.22 s
+        together, 0.11 s the bootstrap alone); the same function on the same values gives the same
+        intervals in either process."""
+        computed: dict[str, Interval] = await self.call("intervals", values)
+        return computed
+
     async def call(self, *message: Any) -> Any:
         """Send a call and wait for its answer; its error is raised here. Cancelling the caller
         cancels the call in the child (a shard's task cancelled stops its requests)."""
@@ -338,14 +349,17 @@ class _Generations:
         self.setup, self.store = setup, store
         self.opened: dict[UnitKey, Generation] = {}
 
-    async def answer(self, operation: str, key: UnitKey, *args: Any) -> Any:
+    async def answer(self, operation: str, *args: Any) -> Any:
+        if operation == "intervals":  # on a thread: other units may still be generating
+            return await asyncio.to_thread(intervals, *args)
         if operation == "open":
-            return await self._open(key, *args)
+            return await self._open(*args)
+        key, *on_shard = args
         generation = self.opened[key]
         if operation == "take":
-            return _taken(await generation.take(*args))
+            return _taken(await generation.take(*on_shard))
         if operation == "take_reused":
-            reused = await generation.take_reused(*args)
+            reused = await generation.take_reused(*on_shard)
             return _taken(reused) if reused is not None else None
         if operation == "progress":
             return await generation.items_done()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import signal
 import subprocess
@@ -20,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 
 from benchgate.errors import DatasetError, ProviderConfigError
 from benchgate.evaltasks import make_task
-from benchgate.run import generator_process
+from benchgate.run import evaluation, generator_process
 from benchgate.run.evaluation import prepare_examples
 from benchgate.run.generator_process import (
     GeneratorProcess,
@@ -36,6 +38,7 @@ from benchgate.run.generator_process import (
 from benchgate.spec.example import Example
 from benchgate.spec.request import BenchmarkRequest
 from benchgate.store import Store
+from scorers.stats import bootstrap_ci
 from tests.support.processes import REPO_ROOT
 
 
@@ -255,6 +258,30 @@ def test_a_child_that_dies_fails_the_calls_waiting_on_it(tmp_path: Path, chat: C
         asyncio.run(subflow())
     finally:
         process.stop()
+
+
+def test_intervals_are_computed_in_the_child_and_equal_the_commands(
+    tmp_path: Path, chat: ChatProcess, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same function on the same values: the same floats, whichever process computes them."""
+    values = {
+        "f1": np.random.default_rng(7).random(3001),
+        "exact": (np.arange(500) % 3 == 0).astype(float),
+        "none": np.array([]),
+    }
+    expected = {"f1": bootstrap_ci(values["f1"]), "exact": bootstrap_ci(values["exact"])}
+    process = start(echo_request(tmp_path, chat.url, 10), tmp_path / "store")
+
+    def in_the_command(*args: Any, **kwargs: Any) -> tuple[float, float]:
+        raise AssertionError("computed in the command")
+
+    monkeypatch.setattr(evaluation, "bootstrap_ci", in_the_command)  # the child has its own copy
+    try:
+        computed = asyncio.run(process.intervals(values))
+    finally:
+        process.stop()
+    assert computed.pop("none") == pytest.approx((math.nan, math.nan), nan_ok=True)
+    assert computed == expected
 
 
 def _explode() -> None:

@@ -46,15 +46,15 @@ def unit_key(
 
 
 class ItemsAhead:
-    """The item rows of the run's last model x task, collected in a thread while its subflow computes
-    the intervals.
+    """The item rows of the run's last model x task, collected in a thread while its subflow waits
+    for the intervals, which the generation process computes (`GeneratorProcess.intervals`).
 
-    The rows are most of writing report.html (0.6 s at 50,000 items). They share the GIL with the
-    bootstrap, so each slows the other (5,000 items: 0.22 s together, against 0.11 s for the
-    bootstrap alone and 0.08-0.15 s for the rows alone): about as long as one after the other.
-    Collected in the generation process instead, idle by then, they cut a C=128 run's tail from
-    0.92 to 0.83 s but made a cached rerun slower (3.41 against 3.23 s, 6 alternating runs each),
-    whose bootstrap is short: that process first had to import the report's modules. Only the last
+    The rows are most of writing report.html (0.6 s at 50,000 items). When the bootstrap ran in this
+    process too, the two shared the GIL (5,000 items: 0.22 s together, against 0.11 s for the
+    bootstrap alone and 0.08-0.15 s for the rows alone). The rows stay here: collected in the
+    generation process, they cut a C=128 run's tail from 0.92 to 0.83 s but made a cached rerun
+    slower (3.41 against 3.23 s, 6 alternating runs each), that process first importing the report's
+    modules, where the bootstrap needs only NumPy, which it has. Only the last
     unit to store its scores is collected ahead: rows collected earlier are held while other units
     still generate and score (bench/memory.py, 3 models: 1,455-1,494 MiB peak with every unit
     collected ahead, 1,304-1,368 MiB with the last only). A unit is taken from here only when its
