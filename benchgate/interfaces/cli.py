@@ -87,9 +87,6 @@ def run(
     """Run the benchmark flow and the gate."""
     with _kept_out_of_gc():
         from benchgate.interfaces.embedded import EmbeddedServer
-        from benchgate.run.generator_process import RUN_SWITCH_INTERVAL
-
-        sys.setswitchinterval(RUN_SWITCH_INTERVAL)  # before the fork: the generation process's too
         from benchgate.run.policy import configured_policy, request_check
 
         # Your own run: held to a policy only when BENCHGATE_POLICY names one.

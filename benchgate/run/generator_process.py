@@ -57,10 +57,10 @@ STOP_TIMEOUT_SECONDS = 30.0  # for the child to close its generations (Parquet p
 RUN_GC_THRESHOLDS = (100_000, 10, 10)
 # A thread that waits for the GIL takes it from a running one after this long (Python's default is
 # 5 ms). NumPy's bootstrap takes the GIL back after each draw and average, and beside a thread busy
-# in Python (report.html's rows) each time cost up to the full interval: 5,000 items' interval took
-# 0.13-0.23 s beside such a thread at 5 ms, 0.06-0.08 s at 1 ms, 0.04 s alone (the busy thread's own
-# pace unchanged). At 50,000 items and C=128, 8 alternating runs each: the tail after the last
-# answer 1.99 against 2.15 s (medians); the walls differ less than this machine's spread.
+# in Python each time cost up to the full interval: 5,000 items' interval took 0.13-0.23 s beside
+# such a thread at 5 ms, 0.06-0.08 s at 1 ms, 0.04 s alone (the busy thread's own pace unchanged).
+# Measured while the bootstrap ran in the command beside report.html's rows: at 50,000 items and
+# C=128, 8 alternating runs each, the tail after the last answer 1.99 against 2.15 s (medians).
 RUN_SWITCH_INTERVAL = 0.001
 _HEADER = struct.Struct("!Q")
 _LIBC = ctypes.CDLL(None)
@@ -195,7 +195,9 @@ class GeneratorProcess:
         api_keys: ApiKeys,
     ) -> GeneratorProcess:
         """Fork (or spawn) the child; it starts the first `at_once` models x tasks at once. Call before
-        any thread starts: a fork copies only the calling thread."""
+        any thread starts: a fork copies only the calling thread. From here on, this process and
+        the child hand the GIL over at `RUN_SWITCH_INTERVAL`."""
+        sys.setswitchinterval(RUN_SWITCH_INTERVAL)
         for model in request.models:  # imported once, before the fork, for both processes
             provider_class(model.provider)
         setup = _Setup(request, benchmark_id, store_url, at_once, api_keys)
