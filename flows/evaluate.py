@@ -131,7 +131,6 @@ async def _evaluate(
             return TaskResult(
                 model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
             ).to_dict()
-    await aupdate_progress_artifact(progress, 100.0)
     if reused_whole:
         logger.info(
             "%d of %d shards reused whole (answers and scores in the store): no task runs for them",
@@ -149,7 +148,9 @@ async def _evaluate(
     unit_scored(store, benchmark_id, spec.task, model.id, info.revision, metrics)
     values = metric_values(eval_task, scores)
     process = generator_process.current()
-    computed = await (process.intervals(values) if process else asyncio.to_thread(intervals, values))
+    computing = process.intervals(values) if process else asyncio.to_thread(intervals, values)
+    # The progress bar's last step goes to the server while the intervals are computed.
+    computed, _ = await asyncio.gather(computing, aupdate_progress_artifact(progress, 100.0))
     result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget, computed)
     if judging is not None:
         judging.record(result)

@@ -8,13 +8,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-# Resamples are drawn in blocks of at most this many indices, bounding memory for large n
-# (2000 resamples x 11,873 SQuAD items would otherwise be ~190 MB of indices). The block size does
-# not change the draws, hence the interval. Smaller blocks reuse their memory instead of faulting
-# it in (5,000 items: 0.064 s against 0.118 with 2 MB blocks), but each block takes the GIL several
-# times, and the run's last interval is computed while a thread collects report.html's rows: with a
-# thread busy beside it, 2 MB blocks took 8.0 s at 50,000 items and 0.76 s at 5,000, these 1.4 and 0.14.
-_BLOCK_ELEMENTS = 2_000_000
+# Resamples are drawn in blocks, bounding memory for large n (2000 resamples x 11,873 SQuAD items
+# would otherwise be ~190 MB of indices); the block size does not change the draws, hence the interval.
+# Blocks under 4 MiB are not handed huge pages by NumPy and reuse the heap freed by the block before,
+# where larger ones are faulted in anew: the last interval of a run (5,000 items, in the generation
+# process) took 0.08-0.10 s against 0.10-0.20 s with 16 MB blocks. But each block takes the GIL back
+# a few times, each a switch interval when a thread busy in Python holds it: hence at least 40
+# resamples a block (so 50 blocks at most), unless that is more than 16 MB of indices.
+_BLOCK_ELEMENTS = 500_000
+_MAX_BLOCK_ELEMENTS = 2_000_000
+_MIN_BLOCK_RESAMPLES = 40
 
 
 def mean(values: Sequence[float]) -> float:
@@ -41,7 +44,7 @@ def bootstrap_ci(
     if n == 1:
         return (float(data[0]), float(data[0]))
     rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_ELEMENTS // n)
+    block = max(_BLOCK_ELEMENTS // n, min(_MIN_BLOCK_RESAMPLES, _MAX_BLOCK_ELEMENTS // n), 1)
     means = np.empty(resamples, dtype=np.float64)
 
     def average(start: int, indices: np.ndarray) -> None:
