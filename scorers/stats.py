@@ -14,7 +14,7 @@ import numpy as np
 # where larger ones are faulted in anew: the last interval of a run (5,000 items, in the generation
 # process) took 0.08-0.10 s against 0.10-0.20 s with 16 MB blocks. But each block takes the GIL back
 # a few times, each a switch interval when a thread busy in Python holds it: hence at least 40
-# resamples a block (so 50 blocks at most), unless that is more than 16 MB of indices.
+# resamples a block (at most 50 blocks of the default 2,000), unless that is more than 16 MB of indices.
 _BLOCK_ELEMENTS = 500_000
 _MAX_BLOCK_ELEMENTS = 2_000_000
 _MIN_BLOCK_RESAMPLES = 40
