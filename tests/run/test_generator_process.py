@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,6 +69,14 @@ def chat() -> Iterator[ChatProcess]:
     server = ChatProcess("--latency", "0.02")
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def usual_scheduling() -> Iterator[None]:
+    """`start` makes this process a batch job, as it makes the command: not for the tests after."""
+    yield
+    if hasattr(os, "sched_setscheduler"):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 @pytest.fixture(params=["fork", "spawn"])
@@ -330,3 +339,22 @@ def test_a_command_that_stops_before_its_flow_stops_the_child_and_keeps_its_answ
     assert len(store.reusable_generations("m", "t")) == 40
     parts = list((tmp_path / "store" / "generations").rglob("part-*.parquet"))
     assert parts, "the journal became a Parquet part"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="scheduling policies are Linux's")
+def test_the_command_yields_the_cores_to_the_child(tmp_path: Path, chat: ChatProcess, how: str) -> None:
+    """The command is a batch job from the start on (its threads too); the child is not."""
+    usual = os.sched_getscheduler(0)
+    assert usual == os.SCHED_OTHER
+    process = start(echo_request(tmp_path, chat.url, 8), tmp_path / "store")
+    try:
+        assert os.sched_getscheduler(0) == os.SCHED_BATCH
+        policies: list[int] = []
+        thread = threading.Thread(target=lambda: policies.append(os.sched_getscheduler(0)))
+        thread.start()
+        thread.join()
+        assert policies == [os.SCHED_BATCH]
+        assert process.pid is not None
+        assert os.sched_getscheduler(process.pid) == usual
+    finally:
+        process.stop()
