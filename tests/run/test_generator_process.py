@@ -74,9 +74,12 @@ def chat() -> Iterator[ChatProcess]:
 @pytest.fixture(autouse=True)
 def usual_scheduling() -> Iterator[None]:
     """`start` makes this process a batch job, as it makes the command: not for the tests after."""
+    if not hasattr(os, "sched_setscheduler"):
+        yield
+        return
+    policy = os.sched_getscheduler(0)
     yield
-    if hasattr(os, "sched_setscheduler"):
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
 @pytest.fixture(params=["fork", "spawn"])
