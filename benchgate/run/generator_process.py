@@ -189,6 +189,7 @@ class GeneratorProcess:
         self._sock, self._pid, self._spawned = sock, pid, spawned
         self._writer: asyncio.StreamWriter | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._connecting = asyncio.Lock()
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count()
         self._lost: GeneratorProcessLost | None = None
@@ -274,10 +275,14 @@ class GeneratorProcess:
             raise
 
     async def _connected(self) -> asyncio.StreamWriter:
-        if self._writer is None:
-            reader, self._writer = await asyncio.open_connection(sock=self._sock)
-            self._listener = asyncio.create_task(self._listen(reader))
-        return self._writer
+        """One connection for every call. Subflows make their first calls at once: unguarded, each
+        opened a transport on the one socket, and the one left unreferenced closed it when collected,
+        under the other (the calls then failed with EBADF)."""
+        async with self._connecting:
+            if self._writer is None:
+                reader, self._writer = await asyncio.open_connection(sock=self._sock)
+                self._listener = asyncio.create_task(self._listen(reader))
+            return self._writer
 
     async def _listen(self, reader: asyncio.StreamReader) -> None:
         try:

@@ -9,6 +9,7 @@ tests/interfaces/test_embedded.py and tests/e2e/test_pipeline.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import os
@@ -359,5 +360,22 @@ def test_the_command_yields_the_cores_to_the_child(tmp_path: Path, chat: ChatPro
         assert policies == [os.SCHED_BATCH]
         assert process.pid is not None
         assert os.sched_getscheduler(process.pid) == usual
+    finally:
+        process.stop()
+
+
+def test_first_calls_made_at_once_share_one_connection(tmp_path: Path, chat: ChatProcess) -> None:
+    """Subflows make their first calls together; the socket must still have one reader."""
+    process = start(echo_request(tmp_path, chat.url, 8, tasks=("t", "u")), tmp_path / "store")
+    try:
+
+        async def drive() -> None:
+            first = await asyncio.gather(*(process.open("m", task, None) for task in ("t", "u")))
+            assert all(isinstance(opened, RemoteGeneration) for opened in first)
+            gc.collect()  # a second transport, had one been opened, would close the socket here
+            assert all([await opened.items_done() >= 0 for opened in first if opened is not None])
+            await process.aclose()
+
+        asyncio.run(drive())
     finally:
         process.stop()
