@@ -17,14 +17,17 @@ from benchgate.errors import DatasetError, ProviderConfigError
 from benchgate.evaltasks import make_task
 from benchgate.evaltasks.base import EvalTask
 from benchgate.judges import RubricJudging
-from benchgate.report.html.collect import unit_scored
+from benchgate.report.html.collect import unit_opened, unit_scored
 from benchgate.run import generator_process
 from benchgate.run.evaluation import (
     GenerationStats,
+    Interval,
     TaskResult,
     import_pandas_ahead,
     intervals,
+    intervals_resampled_ahead,
     metric_values,
+    resample_ahead,
     stored_shard_scores,
     summarize,
 )
@@ -40,7 +43,10 @@ from tasks.judge import judge
 from tasks.score import score
 
 if TYPE_CHECKING:  # pandas (0.25 s) is not imported at start-up (a run imports it ahead)
+    import numpy as np
     import pandas as pd
+
+    from scorers.stats import BootstrapCounts
 
 PROGRESS_SECONDS = 2.0
 
@@ -81,6 +87,9 @@ async def _evaluate(
         info.revision,
     )
     shards = generation.shards
+    unit_opened(store, spec.task)
+    # Drawn on a thread while the model answers: the intervals at the end then take milliseconds.
+    resampling = asyncio.create_task(asyncio.to_thread(resample_ahead, eval_task, info.n_examples))
     stats = GenerationStats()
     async with contextlib.AsyncExitStack() as resources:  # each is closed, even if another fails to
         resources.push_async_callback(generation.aclose)
@@ -131,6 +140,10 @@ async def _evaluate(
             return TaskResult(
                 model.id, spec.task, info.dataset, info.revision, n_items=info.n_examples, failure=str(error)
             ).to_dict()
+        reporter.cancel()
+        # Every shard is in: the progress bar's last step goes to the server (a round trip) while the
+        # generation closes and the scores are stored and summed up.
+        last_progress = asyncio.create_task(aupdate_progress_artifact(progress, 100.0))
     if reused_whole:
         logger.info(
             "%d of %d shards reused whole (answers and scores in the store): no task runs for them",
@@ -147,10 +160,7 @@ async def _evaluate(
     metrics = [metric.name for metric in eval_task.metrics()] if judging is None else None
     unit_scored(store, benchmark_id, spec.task, model.id, info.revision, metrics)
     values = metric_values(eval_task, scores)
-    process = generator_process.current()
-    computing = process.intervals(values) if process else asyncio.to_thread(intervals, values)
-    # The progress bar's last step goes to the server while the intervals are computed.
-    computed, _ = await asyncio.gather(computing, aupdate_progress_artifact(progress, 100.0))
+    computed, _ = await asyncio.gather(_intervals(values, resampling), last_progress)
     result = summarize(eval_task, model, info, scores, stats.as_dict(), parsed.error_budget, computed)
     if judging is not None:
         judging.record(result)
@@ -164,6 +174,18 @@ async def _evaluate(
         result.n_errors,
     )
     return result.to_dict()
+
+
+async def _intervals(
+    values: dict[str, np.ndarray], resampling: asyncio.Task[BootstrapCounts | None]
+) -> dict[str, Interval]:
+    """The metrics' intervals: from the resamples drawn ahead where they give them, the rest in the
+    generation process (`GeneratorProcess.intervals`), or here on a thread."""
+    computed, rest = intervals_resampled_ahead(await resampling, values)
+    if rest:
+        process = generator_process.current()
+        computed.update(await (process.intervals(rest) if process else asyncio.to_thread(intervals, rest)))
+    return computed
 
 
 async def _open_generation(

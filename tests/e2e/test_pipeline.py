@@ -22,7 +22,9 @@ from rouge_score import rouge_scorer
 from benchgate.datasets.humaneval import read_humaneval
 from benchgate.datasets.squad import read_squad
 from benchgate.gate.webhooks import verify
+from benchgate.report.build import DIGITS
 from benchgate.run.validation import parse_request
+from scorers.stats import bootstrap_ci
 from tests.conftest import REPO_ROOT, cli_env, run_cli
 from tests.support.chat_servers import ChatRequest, ChatServer, Reply
 from tests.support.processes import run_and_kill_when
@@ -215,6 +217,18 @@ def test_two_models_three_tasks_end_to_end(
             assert set(row) == {"model", *expected[task][row["model"]]}
             for metric, value in expected[task][row["model"]].items():
                 assert row[metric] == pytest.approx(value, abs=1e-5), (task, row["model"], metric)
+
+    # Each interval is the bootstrap of the stored per-item scores, whichever way it was computed
+    # (exact match's from resamples drawn while the model answered, F1's and ROUGE's at the end).
+    for task, per_model in report["details"].items():
+        for model, detail in per_model.items():
+            scores = pq.read_table(
+                store / "scores" / f"model={model}" / f"task={task}" / f"{report['benchmarkId']}.parquet"
+            )
+            for metric, stats in detail["metrics"].items():
+                values = scores.column(metric).to_numpy()
+                published = tuple(round(bound, DIGITS) for bound in bootstrap_ci(values))
+                assert (stats["ci_low"], stats["ci_high"]) == published, (task, model, metric)
 
     n_items = {
         "text-summarization": len(ARTICLES),

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scorers.stats import bootstrap_ci, mean
+from scorers.stats import BootstrapCounts, bootstrap_ci, mean
 
 
 def test_mean() -> None:
@@ -73,8 +73,51 @@ def test_the_interval_is_the_plain_percentile_bootstrap(n: int, resamples: int, 
     single resample: the reference draws and averages one resample at a time."""
     rng = np.random.default_rng(n)
     values = rng.random(n) < 0.6 if kind == "0/1" else rng.random(n)
-    data = values.astype(np.float64)
+    assert bootstrap_ci(values, resamples=resamples) == plain_bootstrap(values, resamples)
+
+
+def plain_bootstrap(values: np.ndarray, resamples: int) -> tuple[float, float]:
+    """The reference: one resample at a time, drawn, gathered and averaged by NumPy directly."""
+    data = np.asarray(values, dtype=np.float64)
+    n = data.size
     draws = np.random.default_rng(0)
     means = [data[draws.integers(0, n, size=n)].mean() for _ in range(resamples)]
-    expected = tuple(float(q) for q in np.quantile(means, [0.025, 0.975]))
-    assert bootstrap_ci(values, resamples=resamples) == expected
+    alpha = (1 - 0.95) / 2  # a 95% interval, its tails as the float the implementation computes
+    return tuple(float(q) for q in np.quantile(means, [alpha, 1 - alpha]))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("n", "resamples"),
+    [(2, 2000), (3, 500), (999, 2000), (1001, 2000), (4001, 777), (5000, 2000), (10_000, 300)],
+)
+@pytest.mark.parametrize("kind", ["0/100", "0/1", "small integers"])
+def test_resamples_drawn_ahead_give_the_same_interval_for_integer_values(
+    n: int, resamples: int, kind: str
+) -> None:
+    """Drawn before the values exist, summed by a float32 matrix product: the same floats as the
+    plain bootstrap, for the values whose sums are exact (exact match's 0 and 100, pass or fail)."""
+    rng = np.random.default_rng(n + resamples)
+    if kind == "small integers":
+        values = rng.integers(-50, 51, n).astype(np.float64)
+    else:
+        values = (rng.random(n) < 0.6) * (100.0 if kind == "0/100" else 1.0)
+    counts = BootstrapCounts(n, resamples=resamples)
+    assert counts.interval(values) == plain_bootstrap(values, resamples)
+    assert counts.interval(values) == bootstrap_ci(values, resamples=resamples)
+    assert counts.interval(list(values), confidence=0.9) == bootstrap_ci(
+        values, resamples=resamples, confidence=0.9
+    )
+
+
+def test_resamples_drawn_ahead_decline_what_they_could_get_wrong() -> None:
+    counts = BootstrapCounts(1000, resamples=50)
+    rng = np.random.default_rng(5)
+    assert counts.interval(rng.random(1000)) is None  # fractions: sums rounded in float32
+    assert counts.interval(np.full(999, 100.0)) is None  # not the items drawn for
+    with_nan = np.full(1000, 100.0)
+    with_nan[3] = math.nan
+    assert counts.interval(with_nan) is None
+    assert counts.interval(np.full(1000, 17_000.0)) is None  # sums beyond float32's integers
+    assert counts.interval(np.full(1000, 16_000.0)) == bootstrap_ci(np.full(1000, 16_000.0), resamples=50)
+    with pytest.raises(ValueError, match="at least 2 items"):
+        BootstrapCounts(1)
