@@ -121,3 +121,19 @@ def test_resamples_drawn_ahead_decline_what_they_could_get_wrong() -> None:
     assert counts.interval(np.full(1000, 16_000.0)) == bootstrap_ci(np.full(1000, 16_000.0), resamples=50)
     with pytest.raises(ValueError, match="at least 2 items"):
         BootstrapCounts(1)
+
+
+def test_resamples_drawn_ahead_decline_an_item_drawn_more_often_than_a_byte_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """All but impossible (an item drawn 256 times among n draws), so forced: such counts would wrap."""
+    real_bincount = np.bincount
+
+    def one_count_too_many(*args: object, **kwargs: object) -> np.ndarray:
+        counts = real_bincount(*args, **kwargs)  # type: ignore[call-overload]
+        counts[0] = 256
+        return counts
+
+    monkeypatch.setattr(np, "bincount", one_count_too_many)
+    counts = BootstrapCounts(300, resamples=10)
+    assert counts.interval(np.full(300, 100.0)) is None
