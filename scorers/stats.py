@@ -97,12 +97,10 @@ class BootstrapCounts:
         self, values: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE
     ) -> tuple[float, float] | None:
         """`bootstrap_ci(values)` with these resamples, or None where it could differ (see above)."""
+        _check(confidence, len(self._counts))
         data = np.asarray(values, dtype=np.float64)
-        if (
-            not self._fits or data.size != self.n or not np.array_equal(data, np.round(data))
-        ):  # NaN: never equal
-            return None
-        if float(np.abs(data).max()) * self.n >= _EXACT_FLOAT32:
+        whole = data.size == self.n and np.array_equal(data, np.round(data))  # NaN is never equal
+        if not (self._fits and whole) or float(np.abs(data).max()) * self.n >= _EXACT_FLOAT32:
             return None
         column = data.astype(np.float32)
         sums = np.empty(len(self._counts), dtype=np.float64)
