@@ -46,8 +46,9 @@ def unit_key(
 
 
 class ItemsAhead:
-    """The item rows of the run's last model x task, collected in a thread while its subflow waits
-    for the intervals, which the generation process computes (`GeneratorProcess.intervals`).
+    """The item rows of the run's last model x task, collected in a thread while its subflow sums
+    up (its intervals: a binary metric's from resamples drawn ahead, the others' in the generation
+    process, `GeneratorProcess.intervals`) and ends, and the report is aggregated.
 
     The rows are most of writing report.html (0.6 s at 50,000 items). When the bootstrap ran in this
     process too, the two shared the GIL (5,000 items: 0.22 s together, against 0.11 s for the
