@@ -41,7 +41,8 @@ def bootstrap_ci(
     Items are resampled with replacement `resamples` times with a seeded generator, so the same values
     always give the same interval. One item gives (v, v); no items give (nan, nan).
     """
-    _check(confidence, resamples)
+    _check_confidence(confidence)
+    _check_resamples(resamples)
     data = np.asarray(values, dtype=np.float64)
     n = data.size
     if n == 0:
@@ -82,7 +83,7 @@ class BootstrapCounts:
     def __init__(self, n: int, *, resamples: int = RESAMPLES, seed: int = 0) -> None:
         if n < 2:
             raise ValueError(f"resampling needs at least 2 items, got {n}")
-        _check(CONFIDENCE, resamples)
+        _check_resamples(resamples)
         self.n = n
         self._counts = np.empty((resamples, n), dtype=np.uint8)
         self._fits = True  # no item drawn more than 255 times in one resample (all but never)
@@ -97,7 +98,7 @@ class BootstrapCounts:
         self, values: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE
     ) -> tuple[float, float] | None:
         """`bootstrap_ci(values)` with these resamples, or None where it could differ (see above)."""
-        _check(confidence, len(self._counts))
+        _check_confidence(confidence)
         data = np.asarray(values, dtype=np.float64)
         whole = data.size == self.n and np.array_equal(data, np.round(data))  # NaN is never equal
         if not (self._fits and whole) or float(np.abs(data).max()) * self.n >= _EXACT_FLOAT32:
@@ -111,9 +112,12 @@ class BootstrapCounts:
         return _percentiles(sums / self.n, confidence)
 
 
-def _check(confidence: float, resamples: int) -> None:
+def _check_confidence(confidence: float) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _check_resamples(resamples: int) -> None:
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
 
