@@ -39,7 +39,8 @@ async def benchmark(
     benchmark_id: str | None = None,
     store_url: str | None = None,
 ) -> dict[str, Any]:
-    """Returns the report, the gate decision (if any) and the exit code.
+    """Returns the report, the gate decision (if any), the exit code, and the id of the run's last
+    task run (`lastTaskRun`: a temporary Prefect server is stopped once it has recorded it).
 
     Exit codes: 0 pass, 1 gate failed, 2 invalid or failed run, 3 inconclusive.
     """
@@ -55,11 +56,18 @@ async def benchmark(
     units = parsed.units()
     try:
         with items_collected_ahead(len(units)):  # the last unit's report.html rows
-            report = await _evaluate_and_report(parsed, units, store, benchmark_id, out_dir, unit_tags)
+            report, last_task_run = await _evaluate_and_report(
+                parsed, units, store, benchmark_id, out_dir, unit_tags
+            )
     except BaseException:
         _write_status(store, benchmark_id, parsed.name, "failed")
         raise
-    return {"benchmarkId": benchmark_id, "report": report, "exit_code": report_exit_code(report)}
+    return {
+        "benchmarkId": benchmark_id,
+        "report": report,
+        "exit_code": report_exit_code(report),
+        "lastTaskRun": last_task_run,
+    }
 
 
 async def _evaluate_and_report(
@@ -69,8 +77,9 @@ async def _evaluate_and_report(
     benchmark_id: str,
     out_dir: str | None,
     unit_tags: tuple[str, ...],
-) -> dict[str, Any]:
-    """The subflows, the pairwise judges, the report, the gate and the published outputs."""
+) -> tuple[dict[str, Any], str]:
+    """The subflows, the pairwise judges, the report, the gate and the published outputs; and the id
+    of the last task run, after which nothing more is recorded."""
     at_once = settings().max_concurrent_subflows  # 4 unless the server is on PostgreSQL
     with tags(*unit_tags):
         if parsed.execution == "work-pool":  # lanes in processes of their own: limits held by the server
@@ -93,8 +102,9 @@ async def _evaluate_and_report(
             decision = await gate(report, parsed.gate.model_dump(mode="json"), store.url, str(target))
         report["gate"] = decision["decision"]
     await publish(report, decision["markdown"] if decision else None, target, store)
-    await record_history(report, store)
-    return report
+    recorded = await record_history(report, store, return_state=True)  # type: ignore[misc]
+    await recorded.aresult()  # raises as the task did
+    return report, str(recorded.state_details.task_run_id)
 
 
 def _write_status(store: Store, benchmark_id: str, name: str, status: ReportStatus) -> None:

@@ -101,13 +101,15 @@ def run(
             server = EmbeddedServer.start_if_unconfigured()  # boots while Prefect is imported below
             if generator is None and keys_need_prefect:
                 generator = _start_generator(parsed, store)
+        last_task_run = None
         try:
             with _kept_out_of_gc():
                 from flows.benchmark import benchmark
             result = asyncio.run(_run_benchmark(benchmark, parsed, generator, server, out, store))
+            last_task_run = result["lastTaskRun"]
         finally:
             if server is not None:
-                server.stop()
+                server.stop(last_task_run)  # once it has recorded the run
     finally:
         if generator is not None:
             generator.stop()

@@ -525,13 +525,14 @@ def _run_child(sock: socket.socket, setup: _Setup) -> None:
     gc.set_threshold(*RUN_GC_THRESHOLDS)
     gc.enable()
     sys.setswitchinterval(RUN_SWITCH_INTERVAL)  # a spawned child's (a forked one has the command's)
-    _event_loop_runner()(_serve(sock, setup))
+    event_loop_runner()(_serve(sock, setup))
 
 
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
-    """uvloop where it exists (not on Windows): its event loop costs less CPU per request and answer,
-    and this process's core is what bounds a fast model (50,000 items at 20 ms and C=128: 14.0 against
-    14.8 CPU-seconds, 5,000 at 100 ms: 1.80 against 1.96, means of 4 and 3 alternating runs)."""
+def event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop where it exists (not on Windows), for this process and the temporary Prefect server (as
+    uvicorn would pick it): its event loop costs less CPU per request and answer, and this process's
+    core is what bounds a fast model (50,000 items at 20 ms and C=128: 14.0 against 14.8 CPU-seconds,
+    5,000 at 100 ms: 1.80 against 1.96, means of 4 and 3 alternating runs)."""
     try:
         import uvloop
     except ImportError:

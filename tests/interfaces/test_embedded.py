@@ -91,6 +91,7 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     with sqlite3.connect(unconfigured / "home" / "prefect.db") as db:
         flows = {name: json.loads(tags) for name, tags in db.execute("select name, tags from flow_run")}
         tasks = {name: json.loads(tags) for name, tags in db.execute("select name, tags from task_run")}
+        task_states = dict(db.execute("select name, state_type from task_run"))
         progress = db.execute("select data from artifact where type = 'progress'").fetchall()
     assert set(flows) == {"benchmark · embedded", "evaluate · reference · question-answering"}
     assert "generate · reference · question-answering · shard 0" in tasks
@@ -102,6 +103,9 @@ def test_a_run_without_a_server_records_its_flow_and_task_runs(unconfigured: Pat
     # ("evaluate-0" is Prefect's stand-in for the subflow among its parent's task runs.)
     assert all(tags == [] for name, tags in tasks.items() if name != "evaluate-0"), tasks
     assert [float(data) for (data,) in progress] == [100.0]
+    # Recorded to the end: the server stopped once it had recorded the last task run, the history's.
+    assert any(name.startswith("record-history") for name in task_states), task_states
+    assert set(task_states.values()) == {"COMPLETED"}, task_states
 
 
 def echo_request(directory: Path, chat: ChatServer, name: str, n: int, **model: Any) -> Path:
