@@ -60,13 +60,18 @@ RECORDED_TIMEOUT_SECONDS = 2.0
 # Without a task run to wait for (the flow failed), as long as uvicorn's own stop gave the recorder.
 UNRECORDED_GRACE_SECONDS = 0.2
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+BACKLOG = 2048  # uvicorn's
 FORK_SERVER = sys.platform == "linux"  # macOS: system frameworks are not safe to use in a forked child
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _listen() -> socket.socket:
+    """The server's socket, listening before the server exists: the client's first requests wait in
+    its backlog until the server serves them (no polling), and no other process can take the port
+    between choosing it and binding it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(BACKLOG)
+    return listener
 
 
 def _profile() -> dict[str, object]:
@@ -99,7 +104,7 @@ def _shared_imports() -> None:
     import prefect  # noqa: F401
 
 
-def _serve_forked(port: int, parent: int) -> NoReturn:
+def _serve_forked(listener: socket.socket, parent: int) -> NoReturn:
     """The server in the forked child: never returns into the client's code, whatever happens."""
     status = 0
     try:
@@ -118,7 +123,7 @@ def _serve_forked(port: int, parent: int) -> NoReturn:
         # process (RUN_SWITCH_INTERVAL): the server's threads boot it busy (4 alternating cold runs
         # each: 9.8 against 10.4 CPU-s for the whole run, medians).
         sys.setswitchinterval(0.005)
-        serve(port)
+        serve(listener)
     except BaseException:
         traceback.print_exc()
         status = 1
@@ -127,7 +132,7 @@ def _serve_forked(port: int, parent: int) -> NoReturn:
         os._exit(status)  # not the client's exit handlers, nor its buffered output a second time
 
 
-def serve(port: int) -> None:
+def serve(listener: socket.socket) -> None:
     """The server process: Prefect's API app, served by uvicorn, as Prefect's temporary server runs it,
     until SIGTERM (from the run, or the kernel when the run dies).
 
@@ -148,7 +153,7 @@ def serve(port: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops us
     signal.signal(signal.SIGTERM, stop.request)
     serving = threading.Thread(
-        target=event_loop_runner(), args=(_serve_until_stopped(app, port, stop),), name="prefect-server"
+        target=event_loop_runner(), args=(_serve_until_stopped(app, listener, stop),), name="prefect-server"
     )
     serving.start()
     serving.join()
@@ -178,7 +183,7 @@ class _StopRequest:
         await stopped.wait()
 
 
-async def _serve_until_stopped(app: FastAPI, port: int, stop: _StopRequest) -> None:
+async def _serve_until_stopped(app: FastAPI, listener: socket.socket, stop: _StopRequest) -> None:
     """Serve until stopped, then stop Prefect's services, which write what they hold.
 
     uvicorn notices a stop at its next tick (every 0.1 s), waits 0.1 s more, then for each connection
@@ -188,9 +193,9 @@ async def _serve_until_stopped(app: FastAPI, port: int, stop: _StopRequest) -> N
     ever started."""
     import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
+    config = uvicorn.Config(app, log_level="error", lifespan="off", backlog=BACKLOG)
     async with app.router.lifespan_context(app):
-        serving = asyncio.ensure_future(uvicorn.Server(config).serve())
+        serving = asyncio.ensure_future(uvicorn.Server(config).serve(sockets=[listener]))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -225,25 +230,30 @@ class EmbeddedServer:
         return f"http://127.0.0.1:{self.port}/api"
 
     def _spawn(self) -> None:
-        self.port = _free_port()
+        listener = _listen()
+        self.port = int(listener.getsockname()[1])
         os.environ["PREFECT_API_URL"] = self.api_url  # before Prefect is imported: it reads it then
         # The server is this process's own Prefect: asking its version (a TLS context and a request
         # by the events client) cannot find a mismatch.
         os.environ["PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED"] = "false"
-        if not FORK_SERVER:
-            env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-            command = [sys.executable, "-m", "benchgate.interfaces.embedded", str(self.port)]
-            stdin = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
-            self.pid = os.posix_spawn(sys.executable, command, {**env, **SERVER_ENV}, file_actions=stdin)
-            return
-        _shared_imports()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        parent = os.getpid()
-        pid = os.fork()  # no thread runs yet: the client starts its first ones after this
-        if pid == 0:
-            _serve_forked(self.port, parent)
-        self.pid = pid
+        # The listening socket is the server's alone once it runs: if it dies, the client's waiting
+        # requests are refused, not left in a backlog nobody reads.
+        with listener:
+            if not FORK_SERVER:
+                env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+                listener.set_inheritable(True)
+                command = [sys.executable, "-m", "benchgate.interfaces.embedded", str(listener.fileno())]
+                stdin = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+                self.pid = os.posix_spawn(sys.executable, command, {**env, **SERVER_ENV}, file_actions=stdin)
+                return
+            _shared_imports()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            parent = os.getpid()
+            pid = os.fork()  # no thread runs yet: the client starts its first ones after this
+            if pid == 0:
+                _serve_forked(listener, parent)
+            self.pid = pid
 
     def _running(self) -> bool:
         if self.pid is None:
@@ -254,10 +264,11 @@ class EmbeddedServer:
         return False
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
-        """Return once the server answers /health (Prefect is imported by then: the URL cannot change)."""
+        """Return once the server answers /health (Prefect is imported by then: the URL cannot change).
+        The request waits in the socket's backlog until the server serves."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._running():
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
+        while (left := deadline - time.monotonic()) > 0 and self._running():
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=left)
             try:  # http.client, not httpx: no TLS context to build (a tenth of a second) for a local probe
                 connection.request("GET", "/api/health")
                 if connection.getresponse().status == 200:
@@ -313,5 +324,5 @@ class EmbeddedServer:
             time.sleep(0.005)
 
 
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+if __name__ == "__main__":  # the listening socket's descriptor, inherited
+    serve(socket.socket(fileno=int(sys.argv[1])))

@@ -18,6 +18,7 @@ import prefect
 import psutil
 import pytest
 
+from benchgate.errors import ConfigurationError
 from benchgate.interfaces import embedded
 from benchgate.interfaces.embedded import EmbeddedServer
 from tests.conftest import REPO_ROOT, run_cli
@@ -188,7 +189,7 @@ def test_where_it_cannot_fork_the_server_is_a_fresh_interpreter(
     pid = server.pid
     try:
         server.wait_ready()
-        assert psutil.Process(pid).cmdline()[1:] == ["-m", "benchgate.interfaces.embedded", str(server.port)]
+        assert psutil.Process(pid).cmdline()[1:3] == ["-m", "benchgate.interfaces.embedded"]
         with urllib.request.urlopen(server.api_url + "/admin/version", timeout=10) as response:
             assert json.load(response) == prefect.__version__
         # Which is why the run's clients are told not to ask it.
@@ -197,3 +198,20 @@ def test_where_it_cannot_fork_the_server_is_a_fresh_interpreter(
     finally:
         server.stop()
     assert server.pid is None and not psutil.pid_exists(pid)
+
+
+@pytest.mark.slow
+def test_a_server_that_cannot_start_is_reported_once_it_dies(
+    unconfigured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The readiness request waits in the listening socket's backlog; when the server dies first, the
+    socket dies with it and the request is refused: the run fails then, not after the start-up timeout."""
+    monkeypatch.setattr(embedded, "FORK_SERVER", False)
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "sqlite+aiosqlite:////dev/null/prefect.db")
+    server = EmbeddedServer.start_if_unconfigured()
+    assert server is not None
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match="did not start"):
+        server.wait_ready()
+    assert time.monotonic() - started < 30, "waited for the timeout, not for the server"
+    assert server.pid is None
