@@ -107,7 +107,7 @@ def measure(command: list[str], env: dict[str, str], server: ChatServerProcess) 
     launched = time.monotonic()
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     root, peak = psutil.Process(child.pid), 0
-    while child.poll() is None:
+    while True:
         rss = 0
         try:
             for process in [root, *root.children(recursive=True)]:
@@ -115,7 +115,11 @@ def measure(command: list[str], env: dict[str, str], server: ChatServerProcess) 
         except psutil.Error:
             pass
         peak = max(peak, rss)
-        time.sleep(0.05)
+        try:  # the exit as it happens, not at the next of these samples
+            child.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
     wall = time.monotonic() - launched
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = child.stdout.read().decode(errors="replace") if child.stdout else ""
