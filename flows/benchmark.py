@@ -24,7 +24,7 @@ from flows.judging import compare_pairwise
 from flows.policy import checked_request
 from flows.remote import create_shared_limits, evaluate_on_pool
 from tasks.history import record_history
-from tasks.report import aggregate, publish
+from tasks.report import aggregate, link_reports, publish
 
 
 def _run_name() -> str:
@@ -55,6 +55,9 @@ async def benchmark(
     unit_tags = (f"benchmark:{parsed.name}", *(f"model:{m.id}" for m in parsed.models), *parsed.tags)
     units = parsed.units()
     try:
+        # Before the subflows, not beside them: concurrent writes made SQLite answer the subflow's
+        # creation with a 503, retried a second later.
+        await link_reports(benchmark_id, store)
         with items_collected_ahead(len(units)):  # the last unit's report.html rows
             report, last_task_run = await _evaluate_and_report(
                 parsed, units, store, benchmark_id, out_dir, unit_tags

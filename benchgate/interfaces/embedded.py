@@ -289,14 +289,19 @@ class EmbeddedServer:
         pid = self.pid
         if pid is None or not self._running():
             return
+        flushing = None
         if "prefect.logging.handlers" in sys.modules:  # a flow ran: its log worker may hold records
             from prefect.logging.handlers import APILogHandler
 
-            APILogHandler().flush()
+            # sent while the server records the last task run: one wait for both, not one after the other
+            flushing = threading.Thread(target=APILogHandler().flush, name="benchgate-flush-logs")
+            flushing.start()
         if last_task_run is None:
             time.sleep(UNRECORDED_GRACE_SECONDS)
         else:
             self._wait_recorded(last_task_run)
+        if flushing is not None:
+            flushing.join()
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         while self._running() and time.monotonic() < deadline:

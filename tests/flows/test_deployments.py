@@ -165,8 +165,13 @@ def test_model_released_event_runs_the_gated_template(deployed: Deployed, tmp_pa
     artifacts = {a.key: a for a in artifacts_of(deployed.server, run.id)}
     report_key = next(k for k in artifacts if k and k.endswith("-report"))
     benchmark_id = report_key.removeprefix("benchgate-").removesuffix("-report")
-    assert {f"benchgate-{benchmark_id}-table", f"benchgate-{benchmark_id}-files"} <= set(artifacts)
+    assert {f"benchgate-{benchmark_id}-{kind}" for kind in ("table", "files", "html")} <= set(artifacts)
     report = json.loads((deployed.store / "reports" / benchmark_id / "report.json").read_text())
+    # The links, made when the run started, point at the files it wrote when it ended.
+    for kind, name in (("files", "report.json"), ("html", "report.html")):
+        stored = deployed.store / "reports" / benchmark_id / name
+        assert artifacts[f"benchgate-{benchmark_id}-{kind}"].data == f"[{name}]({stored.resolve().as_uri()})"
+        assert stored.is_file()
     assert report["status"] == "completed" and report["name"] == "Release check · cand-1"
     assert report["gate"]["decision"] == "pass"
     assert {r["model"] for r in report["report"]["question-answering"]["results"]} == {"production", "cand-1"}
