@@ -56,7 +56,7 @@ async def benchmark(
     units = parsed.units()
     try:
         # Before the subflows, not beside them: concurrent writes made SQLite answer the subflow's
-        # creation with a 503, retried a second later.
+        # creation with a 503 (3 of 4 runs), retried about two seconds later.
         await link_reports(benchmark_id, store)
         with items_collected_ahead(len(units)):  # the last unit's report.html rows
             report, last_task_run = await _evaluate_and_report(
