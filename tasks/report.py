@@ -40,8 +40,8 @@ async def publish(report: dict[str, Any], gate_markdown: str | None, out_dir: Pa
     report.md renders the gate's verdicts from report["gate"]; ``gate_markdown``, the same table as the
     gate flow returned it, is not needed for that (the benchmark flow still passes it).
     The report's artifacts (markdown, table) go to the server while report.html and the store's
-    copies are written on a thread, in the same round trips; the links to the files were made when
-    the run started (`link_reports`).
+    copies are written on a thread; the links to the files were made when the run started
+    (`link_reports`).
     """
     parsed = Report.model_validate(report)
     markdown = write_outputs(out_dir, parsed, REPORT_FILES)["report.md"]
