@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -266,18 +267,8 @@ class EmbeddedServer:
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         """Return once the server answers /health (Prefect is imported by then: the URL cannot change).
         The request waits in the socket's backlog until the server serves."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0 and self._running():
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=left)
-            try:  # http.client, not httpx: no TLS context to build (a tenth of a second) for a local probe
-                connection.request("GET", "/api/health")
-                if connection.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            finally:
-                connection.close()
-            time.sleep(0.05)
+        if self._poll("/api/health", timeout, 0.05, lambda status, _: status == 200):
+            return
         self.stop()
         raise ConfigurationError(
             "the temporary Prefect server did not start; run `prefect server start` and set PREFECT_API_URL"
@@ -313,20 +304,29 @@ class EmbeddedServer:
 
     def _wait_recorded(self, task_run: str) -> None:
         """Until the server shows `task_run` in a final state (or it stops, or a timeout)."""
-        deadline = time.monotonic() + RECORDED_TIMEOUT_SECONDS
-        while time.monotonic() < deadline and self._running():
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5.0)
-            try:
-                connection.request("GET", f"/api/task_runs/{task_run}")
+
+        def final(status: int, body: bytes) -> bool:
+            state = json.loads(body).get("state") if status == 200 else None
+            return state is not None and state.get("type") in FINAL_STATES
+
+        self._poll(f"/api/task_runs/{task_run}", RECORDED_TIMEOUT_SECONDS, 0.005, final)
+
+    def _poll(self, path: str, timeout: float, interval: float, done: Callable[[int, bytes], bool]) -> bool:
+        """GET `path` until `done(status, body)`; False if the server stopped or `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0 and self._running():
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=left)
+            try:  # http.client, not httpx: no TLS context to build (a tenth of a second) for a local probe
+                connection.request("GET", path)
                 response = connection.getresponse()
-                state = json.loads(response.read()).get("state") if response.status == 200 else None
-                if state and state.get("type") in FINAL_STATES:
-                    return
+                if done(response.status, response.read()):
+                    return True
             except (OSError, ValueError):
                 pass
             finally:
                 connection.close()
-            time.sleep(0.005)
+            time.sleep(interval)
+        return False
 
 
 if __name__ == "__main__":  # the listening socket's descriptor, inherited

@@ -90,13 +90,16 @@ class ItemsAhead:
         if self._unscored or metrics is None:
             return
         key = unit_key(store, benchmark_id, task, model, revision, metrics)
+        self._units[key] = self._pool.submit(
+            lambda: _pair_items(
+                store, benchmark_id, task, model, metrics, revision, self.references(store, task)
+            )
+        )
+
+    def references(self, store: Store, task: str) -> dict[str, str]:
+        """The task's references: those read ahead (`opened`), else read now."""
         read = self._references.get((store.url, task))
-
-        def collect_rows() -> list[dict[str, Any]]:
-            references = read.result() if read is not None else _references(store, task)
-            return _pair_items(store, benchmark_id, task, model, metrics, revision, references)
-
-        self._units[key] = self._pool.submit(collect_rows)
+        return read.result() if read is not None else _references(store, task)
 
     def take(self, key: UnitKey) -> list[dict[str, Any]] | None:
         future = self._units.pop(key, None)
@@ -146,6 +149,7 @@ def collect(store: Store, report: dict[str, Any]) -> tuple[list[dict[str, Any]],
     """(items, history) for the report's models x tasks; items worse on a relative rule marked regressed."""
     parsed = Report.model_validate(report)
     ahead = _ITEMS_AHEAD.get()
+    read_references = ahead.references if ahead is not None else _references  # read ahead, if they were
     items: list[dict[str, Any]] = []
     for task, per_model in (parsed.details or {}).items():
         references: dict[str, str] | None = None
@@ -154,7 +158,7 @@ def collect(store: Store, report: dict[str, Any]) -> tuple[list[dict[str, Any]],
             key = unit_key(store, parsed.benchmark_id, task, model, revision, metrics)
             rows = ahead.take(key) if ahead is not None else None
             if rows is None:
-                references = _references(store, task) if references is None else references
+                references = read_references(store, task) if references is None else references
                 rows = _pair_items(store, parsed.benchmark_id, task, model, metrics, revision, references)
             items += rows
     _mark_regressions(parsed, items)
